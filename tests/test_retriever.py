@@ -1,0 +1,144 @@
+"""The retriever core: restricted search with and without pushdown, top-up, budgets, accounting, bad input."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tokenflow_rag import FaissStore, IntentPrediction, IntentRetriever, KPolicy, RuleClassifier
+from tokenflow_rag.errors import ConfigError, InvalidQueryError
+
+
+@pytest.fixture(params=["faiss", "memory"])
+def retriever(request, faiss_retriever, memory_retriever):
+    return faiss_retriever if request.param == "faiss" else memory_retriever
+
+
+def test_results_are_restricted_to_predicted_intents(retriever):
+    result = retriever.retrieve("How long does a refund take?")
+    acc = result.accounting
+    assert acc.intents == ("refund",)
+    assert not acc.fallback
+    assert acc.k == 3
+    tagged = [sc for sc in result.chunks if "refund" in sc.chunk.intents]
+    assert {sc.chunk.id for sc in tagged} == {"ref-1", "ref-2"}
+    # only two refund chunks exist: the third slot is topped up from the nearest other neighbours
+    assert acc.topped_up == 1 and len(result) == 3
+
+
+def test_pushdown_and_post_filter_agree(faiss_retriever, memory_retriever):
+    for query in ["payment failed with my credit card", "短信通知怎么关闭", "where is my package", "退款多久到账"]:
+        a, b = faiss_retriever.retrieve(query), memory_retriever.retrieve(query)
+        assert a.ids == b.ids
+        assert a.accounting.filter_mode == "pushdown"
+        assert b.accounting.filter_mode == "post-filter"
+
+
+def test_parent_query_finds_children(retriever):
+    result = retriever.retrieve("payment help", k=6)
+    assert set(result.accounting.searched_intents) == {"payment", "refund"}
+    assert {"ref-1", "ref-2"} & set(result.ids)
+
+
+def test_none_falls_back_to_plain_base_k(retriever):
+    result = retriever.retrieve("tell me about the company")
+    acc = result.accounting
+    assert acc.fallback and acc.intents == () and acc.filter_mode == "none"
+    assert len(result) == retriever.policy.base_k
+    assert acc.tokens == acc.baseline_tokens
+
+
+def test_explicit_k_wins(retriever):
+    assert len(retriever.retrieve("refund status", k=1)) == 1
+    assert len(retriever.retrieve("tell me about the company", k=2)) == 2
+
+
+def test_accounting_counts_real_tokens(retriever):
+    result = retriever.retrieve("refund status")
+    counter = retriever.token_counter
+    assert result.accounting.tokens == sum(counter.count(sc.chunk.text) for sc in result.chunks)
+    plain = retriever.store.search(retriever.embedder.embed_query("refund status"), retriever.policy.base_k)
+    assert result.accounting.baseline_tokens == sum(counter.count(sc.chunk.text) for sc in plain)
+    data = result.to_dict()
+    for key in ("intents", "k", "tokens", "baseline_tokens", "chunks", "k_reason", "fallback"):
+        assert key in data
+    assert set(data["chunks"][0]) == {"id", "text", "score", "intents"}
+
+
+def test_token_budget_is_a_hard_cap(retriever):
+    free = retriever.retrieve("payment failed", k=5)
+    budget = free.accounting.tokens // 2
+    capped = retriever.retrieve("payment failed", k=5, token_budget=budget)
+    assert capped.accounting.tokens <= budget
+    assert capped.accounting.dropped_for_budget == len(free) - len(capped) > 0
+    assert capped.ids == [i for i in free.ids if i in capped.ids]  # rank order kept
+    nothing = retriever.retrieve("payment failed", token_budget=1)
+    assert len(nothing) == 0 and nothing.accounting.dropped_for_budget > 0
+
+
+def test_low_confidence_falls_back(small_chunks, embedder):
+    store = FaissStore()
+    store.add(small_chunks, embedder.embed_documents([c.text for c in small_chunks]))
+    strict = IntentRetriever(store, embedder, RuleClassifier(), policy=KPolicy(min_confidence=0.95))
+    acc = strict.retrieve("refund").accounting
+    assert acc.fallback and "confidence" in acc.k_reason
+
+
+class _BrokenClassifier:
+    taxonomy = RuleClassifier().taxonomy
+
+    def predict(self, texts):
+        raise RuntimeError("model exploded")
+
+
+def test_classifier_failure_falls_back_with_a_warning(small_chunks, embedder, caplog):
+    store = FaissStore()
+    store.add(small_chunks, embedder.embed_documents([c.text for c in small_chunks]))
+    retriever = IntentRetriever(store, embedder, _BrokenClassifier())
+    with caplog.at_level(logging.WARNING):
+        result = retriever.retrieve("refund")
+    assert result.accounting.fallback and len(result) == 5
+    assert "model exploded" in caplog.text
+
+
+def test_retrieve_with_prediction_and_batch(retriever):
+    forced = retriever.retrieve_with_prediction("anything", IntentPrediction({"shipping": 1.0}, ("shipping",)))
+    assert all("shipping" in sc.chunk.intents for sc in forced.chunks[:2])
+    batch = retriever.retrieve_batch(["refund status", "快递到哪了"])
+    assert [r.ids for r in batch] == [retriever.retrieve("refund status").ids, retriever.retrieve("快递到哪了").ids]
+
+
+async def test_async_matches_sync(retriever):
+    assert (await retriever.aretrieve("refund status")).ids == retriever.retrieve("refund status").ids
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [("", "empty"), ("   \n\t ", "empty"), ("\x00\x01", "empty"), (None, "must be a str"), (42, "must be a str"),
+     (b"refund", "got bytes")],
+)
+def test_bad_queries_raise_clear_errors(retriever, query, message):
+    with pytest.raises(InvalidQueryError, match=message):
+        retriever.retrieve(query)
+
+
+def test_odd_queries_still_work(retriever, caplog):
+    assert len(retriever.retrieve("🙂 refund 🙂")) > 0
+    assert len(retriever.retrieve("re\x00fund\x07 please")) > 0
+    with caplog.at_level(logging.WARNING):
+        huge = retriever.retrieve("refund " * 150_000)  # ~1 MB
+    assert len(huge) > 0 and "truncated" in caplog.text
+
+
+def test_bad_construction(small_chunks, embedder):
+    with pytest.raises(ConfigError, match="store must implement"):
+        IntentRetriever(object(), embedder)
+    with pytest.raises(ConfigError, match="token_budget"):
+        IntentRetriever(FaissStore(), embedder, token_budget=0)
+    store = FaissStore()
+    store.add(small_chunks, embedder.embed_documents([c.text for c in small_chunks]))
+    from tokenflow_rag import HashingEmbedder
+
+    with pytest.raises(ConfigError, match="dimension"):
+        IntentRetriever(store, HashingEmbedder(dim=64)).retrieve("refund")

@@ -1,0 +1,87 @@
+"""The taxonomy: the shipped default, the hierarchy, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokenflow_rag import Taxonomy, default_taxonomy, load_taxonomy
+from tokenflow_rag.errors import TaxonomyError
+
+PROTOTYPE_INTENTS = {"payment", "notification", "user_auth", "inventory", "order_management"}
+
+
+def test_default_taxonomy_has_the_business_intents():
+    tax = default_taxonomy()
+    assert PROTOTYPE_INTENTS | {"refund", "shipping"} <= set(tax.names)
+    assert "none" not in tax
+    for intent in tax:
+        assert intent.description
+        assert intent.k >= 1
+        langs = set(intent.keywords)
+        assert {"en", "zh"} <= langs, f"{intent.name} needs Chinese and English keywords"
+        assert intent.examples
+
+
+def test_parents_and_children():
+    tax = default_taxonomy()
+    assert tax["refund"].parent == "payment"
+    assert tax["shipping"].parent == "order_management"
+    assert set(tax.expand(["payment"])) == {"payment", "refund"}
+    assert tax.expand(["refund"]) == ("refund",)
+    assert tax.to_parents(["refund", "shipping", "notification"]) == ("notification", "order_management", "payment")
+
+
+def test_dict_and_yaml_round_trip(tmp_path):
+    tax = default_taxonomy()
+    path = tmp_path / "tax.yaml"
+    tax.to_yaml(path)
+    assert Taxonomy.from_yaml(path) == tax
+    assert load_taxonomy(tax.to_dict()) == tax
+    assert load_taxonomy(None) == tax
+
+
+def test_list_form_and_flat_keywords():
+    tax = load_taxonomy({"intents": [{"name": "billing", "keywords": ["invoice", "发票"], "k": 2}]})
+    assert tax["billing"].all_keywords == ("invoice", "发票")
+    assert tax["billing"].k == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"intents": {"payment": {"keywords": ["pay"], "colour": "red"}}}, "intent 'payment': unknown field(s) ['colour']"),
+        ({"intents": [{"name": "a", "keywords": ["x"]}, {"name": "a", "keywords": ["y"]}]}, "intent 'a' is defined twice"),
+        ({"intents": {"payment": {"keywords": {"en": []}}}}, "intent 'payment', field 'keywords.en': the list is empty"),
+        ({"intents": {"payment": {"keywords": ["pay"], "patterns": ["(unclosed"]}}}, "intent 'payment', field 'patterns': invalid regex"),
+        ({"intents": {"refund": {"keywords": ["refund"], "parent": "money"}}}, "intent 'refund', field 'parent': unknown intent 'money'"),
+        ({"intents": {"none": {"keywords": ["x"]}}}, "reserved"),
+        ({"intents": {"Payment": {"keywords": ["x"]}}}, "lower snake case"),
+        ({"intents": {"payment": {"keywords": "pay"}}}, "intent 'payment', field 'keywords': expected a list of strings"),
+        ({"intents": {"payment": {"keywords": ["pay"], "k": 0}}}, "intent 'payment', field 'k'"),
+        ({"intents": {}}, "no intents"),
+        ({"intent": {}}, "unknown top-level key"),
+    ],
+)
+def test_bad_taxonomy_names_intent_and_field(data, message):
+    with pytest.raises(TaxonomyError, match=message.replace("(", r"\(").replace("[", r"\[").replace(")", r"\)").replace("]", r"\]")):
+        Taxonomy.from_dict(data)
+
+
+def test_bad_yaml_file_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("intents:\n  payment:\n    keywords: {en: []}\n", encoding="utf-8")
+    with pytest.raises(TaxonomyError, match=r"bad\.yaml: intent 'payment', field 'keywords.en'"):
+        load_taxonomy(bad)
+    with pytest.raises(TaxonomyError, match="does not exist"):
+        load_taxonomy(tmp_path / "missing.yaml")
+    garbage = tmp_path / "garbage.yaml"
+    garbage.write_text("intents: [unclosed", encoding="utf-8")
+    with pytest.raises(TaxonomyError, match="not valid YAML"):
+        load_taxonomy(garbage)
+
+
+def test_unknown_intent_lookup_lists_known_ones():
+    with pytest.raises(TaxonomyError, match="unknown intent 'weather'.*payment"):
+        default_taxonomy()["weather"]
+    with pytest.raises(TaxonomyError, match="chunk 'x'.*'weather'"):
+        default_taxonomy().check_names(["payment", "weather"], where="chunk 'x'")

@@ -1,0 +1,154 @@
+"""Keyword and regex rules: the stable, explainable half of the hybrid classifier.
+
+Scores are independent per intent (multi-label): each distinct keyword that fires adds evidence with
+``score = 1 - prod(1 - weight)``, so a second matching intent never lowers the first one's score
+(the prototype normalised rule scores to sum to one, which shrank every share as intents were added).
+
+English keywords match whole words with common inflections; Chinese keywords match as substrings of
+the character sequence (``segmenter="chars"``, the default) or only on jieba word boundaries
+(``segmenter="jieba"``). Overlapping matches resolve to the longest keyword, so ``取消订阅``
+(unsubscribe) does not also count as ``取消`` (cancel an order).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Literal
+
+from tokenflow_rag.classifiers.base import register_classifier, select_intents
+from tokenflow_rag.errors import ConfigError
+from tokenflow_rag.taxonomy import Taxonomy, load_taxonomy
+from tokenflow_rag.types import IntentPrediction
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_EN_SUFFIX = r"(?:s|es|ed|d|ing|er|ers)?"
+_LATIN_EDGE_BEFORE = r"(?<![a-z0-9])"
+_LATIN_EDGE_AFTER = r"(?![a-z0-9])"
+
+
+def _keyword_regex(keyword: str) -> str:
+    """Regex for one keyword: Chinese as a substring, Latin as whole words with inflections."""
+    kw = keyword.lower()
+    if _CJK.search(kw):
+        return re.escape(kw)
+    body = r"[\s\-]+".join(re.escape(part) for part in kw.split())
+    return f"{_LATIN_EDGE_BEFORE}{body}{_EN_SUFFIX}{_LATIN_EDGE_AFTER}"
+
+
+@lru_cache(maxsize=1)
+def _jieba():  # type: ignore[no-untyped-def]
+    """jieba, imported on first use (it builds its dictionary lazily too)."""
+    from tokenflow_rag._optional import require
+
+    jieba = require("jieba", extra="zh")
+    jieba.setLogLevel(60)  # its dictionary-loading chatter is noise in a CLI
+    return jieba
+
+
+@register_classifier("rules")
+class RuleClassifier:
+    """Multi-label keyword/regex classifier over a :class:`Taxonomy`.
+
+    Args:
+        taxonomy: The intents and their keywords; the default business taxonomy when omitted.
+        keyword_weight: Evidence one distinct keyword adds (0.6: a single keyword passes 0.5).
+        pattern_weight: Evidence one regex pattern adds.
+        threshold: Score an intent needs to be predicted.
+        segmenter: ``"chars"`` (substring match on Chinese) or ``"jieba"`` (word-boundary match).
+
+    >>> clf = RuleClassifier()
+    >>> p = clf.predict(["退款多久到账? I also never got the SMS"])[0]
+    >>> sorted(p.intents), p.evidence["refund"]
+    (['notification', 'refund'], ('退款',))
+    """
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy | str | None = None,
+        *,
+        keyword_weight: float = 0.6,
+        pattern_weight: float = 0.8,
+        threshold: float = 0.5,
+        segmenter: Literal["chars", "jieba"] = "chars",
+    ) -> None:
+        for name, value in (("keyword_weight", keyword_weight), ("pattern_weight", pattern_weight), ("threshold", threshold)):
+            if not 0.0 < value <= 1.0:
+                raise ConfigError(f"{name} must be in (0, 1], got {value!r}")
+        if segmenter not in ("chars", "jieba"):
+            raise ConfigError(f"segmenter must be 'chars' or 'jieba', got {segmenter!r}")
+        self._taxonomy = load_taxonomy(taxonomy)
+        self.keyword_weight = keyword_weight
+        self.pattern_weight = pattern_weight
+        self.threshold = threshold
+        self.segmenter = segmenter
+        self._compile()
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return self._taxonomy
+
+    def _compile(self) -> None:
+        owners: dict[str, list[str]] = {}
+        for intent in self._taxonomy:
+            for kw in intent.all_keywords:
+                owners.setdefault(kw.lower(), []).append(intent.name)
+        # Longest first so the alternation prefers the longest keyword at each position.
+        ordered = sorted(owners, key=len, reverse=True)
+        self._keyword_owners = owners
+        self._keyword_re = re.compile("|".join(f"({_keyword_regex(k)})" for k in ordered)) if ordered else None
+        self._group_keyword = dict(enumerate(ordered, start=1))
+        self._patterns = [
+            (intent.name, p, re.compile(p, re.IGNORECASE)) for intent in self._taxonomy for p in intent.patterns
+        ]
+
+    # -- prediction ---------------------------------------------------------------------------
+    def predict(self, texts: Sequence[str]) -> list[IntentPrediction]:
+        """Classify each text; see :class:`IntentPrediction` for the fields."""
+        return [self._predict_one(t) for t in texts]
+
+    def scores(self, text: str) -> tuple[dict[str, float], dict[str, tuple[str, ...]]]:
+        """Per-intent rule scores and the evidence (keywords / patterns that fired) for one text."""
+        hits: dict[str, list[tuple[str, float]]] = {}
+        lowered = text.lower()
+        boundaries = self._word_boundaries(text) if self.segmenter == "jieba" else None
+        if self._keyword_re is not None:
+            for match in self._keyword_re.finditer(lowered):
+                keyword = self._group_keyword[match.lastindex or 0]
+                if boundaries is not None and _CJK.search(keyword):
+                    if match.start() not in boundaries or match.end() not in boundaries:
+                        continue
+                for name in self._keyword_owners[keyword]:
+                    hits.setdefault(name, []).append((keyword, self.keyword_weight))
+        for name, source, regex in self._patterns:
+            if regex.search(text):
+                hits.setdefault(name, []).append((f"re:{source}", self.pattern_weight))
+
+        scores: dict[str, float] = {}
+        evidence: dict[str, tuple[str, ...]] = {}
+        for name in self._taxonomy.names:
+            distinct = dict(hits.get(name, ()))  # a repeated keyword is one piece of evidence
+            miss = 1.0
+            for weight in distinct.values():
+                miss *= 1.0 - weight
+            scores[name] = 1.0 - miss
+            if distinct:
+                evidence[name] = tuple(distinct)
+        return scores, evidence
+
+    def _predict_one(self, text: str) -> IntentPrediction:
+        scores, evidence = self.scores(text)
+        return IntentPrediction(
+            scores=scores,
+            intents=select_intents(scores, self.threshold),
+            evidence=evidence,
+            components={"rules": scores},
+        )
+
+    @staticmethod
+    def _word_boundaries(text: str) -> set[int]:
+        bounds = {0, len(text)}
+        for _, start, end in _jieba().tokenize(text.lower()):
+            bounds.update((start, end))
+        return bounds

@@ -1,0 +1,1 @@
+"""Evaluation: benchmark loaders, multi-label metrics and baseline classifiers."""
