@@ -48,6 +48,10 @@ def get_embedder(name: str | Embedder | None = None) -> Embedder:
     import tokenflow_rag.embeddings  # noqa: F401  (registers the built-ins)
 
     key = name or DEFAULT_EMBEDDER
+    if key.startswith("hashing-") and key[8:].isdigit():  # the hashing embedder's name records its size
+        from tokenflow_rag.embeddings.hashing import HashingEmbedder
+
+        return HashingEmbedder(dim=int(key[8:]))
     try:
         return EMBEDDERS[key]()
     except KeyError:

@@ -102,13 +102,13 @@ class FaissStore:
     # -- persistence --------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
         """Write ``vectors.faiss`` and ``chunks.jsonl`` into ``directory`` atomically."""
-        if self._index is None:
-            raise IndexStoreError("cannot save an empty FaissStore; add chunks first")
         with atomic_directory(Path(directory)) as tmp:
             self.write_into(tmp)
 
     def write_into(self, directory: Path) -> None:
         """Write the store's files into an existing directory (the caller makes it atomic)."""
+        if self._index is None:
+            raise IndexStoreError("cannot save an empty FaissStore; add chunks first")
         _faiss().write_index(self._index, str(directory / INDEX_FILE))
         with open(directory / CHUNKS_FILE, "w", encoding="utf-8") as fh:
             for c in self._chunks:

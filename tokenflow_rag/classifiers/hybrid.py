@@ -1,0 +1,305 @@
+"""Hybrid intent classifier: keyword rules for stability, the neural model for generalisation.
+
+Per intent, the two scores are fused linearly, ``fused = 0.3 * rules + 0.7 * neural`` (weights in
+:class:`HybridConfig`), then calibrated on dev data (Platt scaling and an F1-best threshold per intent,
+see :mod:`.calibration`). So ``IntentPrediction.scores`` are probabilities, ``confidence`` is the
+weakest chosen intent's probability, and "none" is predicted only when no intent passes its threshold.
+
+A hybrid never crashes a query because of its model: when the model directory is missing, corrupt or
+for another taxonomy, or inference itself fails, it warns once and carries on with the rules alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokenflow_rag.classifiers.base import register_classifier, select_intents
+from tokenflow_rag.classifiers.calibration import Calibration
+from tokenflow_rag.classifiers.rules import RuleClassifier
+from tokenflow_rag.errors import ConfigError, ModelLoadError, TokenFlowError
+from tokenflow_rag.evaluation.datasets import LabeledText
+from tokenflow_rag.taxonomy import Taxonomy, default_taxonomy, load_taxonomy
+from tokenflow_rag.types import IntentPrediction
+
+logger = logging.getLogger(__name__)
+
+# What loading a model can raise besides our own errors: torch and safetensors report broken files
+# as RuntimeError / ValueError, a missing torch as ImportError.
+_LOAD_ERRORS = (TokenFlowError, OSError, RuntimeError, ValueError, ImportError)
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """Fusion weights of the hybrid classifier (they must sum to 1).
+
+    >>> HybridConfig().neural_weight, HybridConfig(rule_weight=0.5, neural_weight=0.5).rule_weight
+    (0.7, 0.5)
+    """
+
+    rule_weight: float = 0.3
+    neural_weight: float = 0.7
+
+    def __post_init__(self) -> None:
+        for name in ("rule_weight", "neural_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
+        if abs(self.rule_weight + self.neural_weight - 1.0) > 1e-6:
+            raise ConfigError(
+                f"rule_weight + neural_weight must be 1, got {self.rule_weight} + {self.neural_weight}; "
+                f"e.g. rule_weight={self.rule_weight}, neural_weight={1 - self.rule_weight:.2f}"
+            )
+
+
+@register_classifier("hybrid")
+class HybridClassifier:
+    """Rules and a neural model fused per intent, with calibrated per-intent thresholds.
+
+    Args:
+        neural: A trained :class:`~tokenflow_rag.classifiers.neural.NeuralClassifier`; ``None`` runs the
+            rules alone (what a failed load degrades to).
+        rules: The rule classifier (default: one over the neural model's taxonomy).
+        config: Fusion weights.
+        calibration: Per-intent calibration of the fused score (default: identity, threshold 0.5).
+
+    >>> clf = load_default_hybrid()  # doctest: +SKIP
+    >>> p = clf.predict(["退款多久到账? I also never got the SMS"])[0]  # doctest: +SKIP
+    >>> sorted(p.intents), sorted(p.components)  # doctest: +SKIP
+    (['notification', 'refund'], ['neural', 'rules'])
+    """
+
+    def __init__(
+        self,
+        neural: Any = None,
+        rules: RuleClassifier | None = None,
+        config: HybridConfig | None = None,
+        calibration: Calibration | None = None,
+    ) -> None:
+        if neural is None and rules is None:
+            raise ConfigError("a hybrid classifier needs a neural model, rules, or both")
+        self.neural = neural
+        self.rules = rules or RuleClassifier(neural.taxonomy)
+        if neural is not None and set(neural.taxonomy.names) != set(self.rules.taxonomy.names):
+            raise ConfigError(
+                f"rules and neural model disagree on the intents: {sorted(self.rules.taxonomy.names)} vs "
+                f"{sorted(neural.taxonomy.names)}; build both from the same taxonomy"
+            )
+        self.config = config or HybridConfig()
+        self.calibration = calibration or Calibration()
+        self.degraded_reason: str | None = None if neural is not None else "no neural model"
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return self.rules.taxonomy
+
+    @property
+    def is_degraded(self) -> bool:
+        """True when predictions come from the rules alone."""
+        return self.neural is None
+
+    # -- prediction ---------------------------------------------------------------------------
+    def predict(self, texts: Sequence[str]) -> list[IntentPrediction]:
+        """Classify each text; ``components`` holds the raw rule and neural scores per intent."""
+        texts = list(texts)
+        if self.neural is None:
+            return self.rules.predict(texts)
+        try:
+            neural_rows = self.neural.raw_scores(texts)
+        except Exception as exc:  # noqa: BLE001 - any model failure must leave the query served by the rules
+            self._degrade(f"neural inference failed ({type(exc).__name__}: {exc})")
+            return self.rules.predict(texts)
+        labels = self.neural.labels
+        thresholds = self.calibration.thresholds
+        out = []
+        for text, row in zip(texts, neural_rows):
+            rule_scores, rule_evidence = self.rules.scores(text)
+            neural_scores = {name: float(v) for name, v in zip(labels, row)}
+            fused = self.fuse(rule_scores, neural_scores)
+            scores = self.calibration.apply(fused)
+            evidence: dict[str, tuple[str, ...]] = {}
+            for name in self.taxonomy.names:
+                parts = rule_evidence.get(name, ()) + (("neural",) if neural_scores[name] >= 0.5 else ())
+                if parts:
+                    evidence[name] = parts
+            out.append(
+                IntentPrediction(
+                    scores=scores,
+                    intents=select_intents(scores, thresholds),
+                    evidence=evidence,
+                    components={"rules": rule_scores, "neural": {n: neural_scores[n] for n in self.taxonomy.names}},
+                )
+            )
+        return out
+
+    def fuse(self, rule_scores: dict[str, float], neural_scores: dict[str, float]) -> dict[str, float]:
+        """The uncalibrated fused score per intent."""
+        w_r, w_n = self.config.rule_weight, self.config.neural_weight
+        return {name: w_r * rule_scores[name] + w_n * neural_scores[name] for name in self.taxonomy.names}
+
+    def _degrade(self, reason: str) -> None:
+        warnings.warn(f"{reason}; classifying with keyword rules only from now on", stacklevel=3)
+        logger.warning("hybrid classifier degraded to rules: %s", reason)
+        self.neural = None
+        self.degraded_reason = reason
+
+    # -- calibration --------------------------------------------------------------------------
+    def calibrate(self, dev: Sequence[LabeledText]) -> dict[str, Any]:
+        """Fit the neural and hybrid calibrations on labelled dev data; return dev metrics.
+
+        The metrics are measured on the same dev data the thresholds were chosen on, so they are
+        slightly optimistic; report a separate test set for anything that matters.
+        """
+        if self.neural is None:
+            raise ConfigError("cannot calibrate a hybrid without a neural model")
+        labels = self.neural.labels
+        gold = np.zeros((len(dev), len(labels)), dtype=np.int64)
+        for row, ex in enumerate(dev):
+            for name in ex.intents:
+                gold[row, labels.index(name)] = 1
+        texts = [ex.text for ex in dev]
+        neural = self.neural.raw_scores(texts).astype(np.float64)
+        rules = np.array([[self.rules.scores(t)[0][n] for n in labels] for t in texts], dtype=np.float64)
+        fused = self.config.rule_weight * rules + self.config.neural_weight * neural
+        self.neural.calibration = Calibration.fit_matrix(neural, gold, labels)
+        self.calibration = Calibration.fit_matrix(fused, gold, labels)
+        neural_cal = _thresholded(neural, self.neural.calibration, labels)
+        hybrid_cal = _thresholded(fused, self.calibration, labels)
+        return {
+            "rules": _metrics(rules >= self.rules.threshold, gold),
+            "neural_at_0.5": _metrics(neural >= 0.5, gold),
+            "neural": _metrics(neural_cal, gold),
+            "hybrid": _metrics(hybrid_cal, gold),
+        }
+
+    # -- persistence --------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write the neural model and both calibrations to ``directory`` (atomically)."""
+        from tokenflow_rag._io import atomic_directory
+        from tokenflow_rag.classifiers.neural import _checked_target
+
+        if self.neural is None:
+            raise ConfigError("this hybrid has no neural model to save (it runs on rules only)")
+        target = _checked_target(Path(directory))
+        calibration = {
+            "neural": self.neural.calibration.to_dict(),
+            "hybrid": {
+                "rule_weight": self.config.rule_weight,
+                "neural_weight": self.config.neural_weight,
+                "intents": self.calibration.to_dict(),
+            },
+        }
+        with atomic_directory(target) as tmp:
+            self.neural.write_files(tmp, calibration)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        taxonomy: Taxonomy | str | None = None,
+        *,
+        strict: bool = False,
+        device: str | None = "auto",
+    ) -> HybridClassifier:
+        """Load a trained model directory; without ``strict``, a broken one degrades to rules with a warning.
+
+        Args:
+            directory: Written by :meth:`save_pretrained` or ``tokenflow train``.
+            taxonomy: Rules and intent names to use; must define the model's intents (default: the
+                taxonomy saved with the model).
+            strict: Raise :class:`~tokenflow_rag.errors.ModelLoadError` instead of degrading.
+            device: ``"auto"`` or a torch device string.
+        """
+        from tokenflow_rag.classifiers.neural import NeuralClassifier
+
+        try:
+            neural = NeuralClassifier.from_pretrained(directory, taxonomy, device=device)
+            config, calibration = _read_hybrid_section(Path(directory))
+        except _LOAD_ERRORS as exc:
+            if strict:
+                if isinstance(exc, ModelLoadError):
+                    raise
+                raise ModelLoadError(f"cannot load the model in {directory}: {exc}") from exc
+            tax = load_taxonomy(taxonomy) if taxonomy is not None else _saved_taxonomy(Path(directory))
+            hybrid = cls(None, RuleClassifier(tax))
+            hybrid._degrade(f"cannot load the neural model ({exc})")
+            return hybrid
+        return cls(neural, RuleClassifier(neural.taxonomy), config, calibration)
+
+
+def _read_hybrid_section(directory: Path) -> tuple[HybridConfig, Calibration]:
+    from tokenflow_rag.classifiers.neural import CALIBRATION_FILE
+
+    path = directory / CALIBRATION_FILE
+    try:
+        section = json.loads(path.read_text(encoding="utf-8")).get("hybrid")
+    except FileNotFoundError:
+        return HybridConfig(), Calibration()
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+        raise ModelLoadError(f"{path} is corrupt ({exc}); re-run tokenflow train") from exc
+    if section is None:
+        return HybridConfig(), Calibration()
+    try:
+        config = HybridConfig(float(section["rule_weight"]), float(section["neural_weight"]))
+        return config, Calibration.from_dict(section["intents"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: section 'hybrid' is corrupt ({exc}); re-run tokenflow train") from exc
+
+
+def _saved_taxonomy(directory: Path) -> Taxonomy:
+    """The taxonomy stored with a model, if that much of it is readable; else the default one."""
+    try:
+        return Taxonomy.from_dict(json.loads((directory / "tokenflow_model.json").read_text(encoding="utf-8"))["taxonomy"])
+    except Exception:  # noqa: BLE001 - any damage here means: fall back to the default taxonomy
+        return default_taxonomy()
+
+
+def _thresholded(raw: np.ndarray, calibration: Calibration, labels: Sequence[str]) -> np.ndarray:
+    out = np.zeros(raw.shape, dtype=bool)
+    for j, name in enumerate(labels):
+        cal = calibration.intents.get(name)
+        for i in range(raw.shape[0]):
+            out[i, j] = (cal.apply(raw[i, j]) if cal else raw[i, j]) >= (cal.threshold if cal else 0.5)
+    return out
+
+
+def _metrics(pred: np.ndarray, gold: np.ndarray) -> dict[str, float]:
+    gold = gold > 0
+    tp = float((pred & gold).sum())
+    denom = float(pred.sum() + gold.sum())
+    return {
+        "micro_f1": round(2 * tp / denom if denom else 1.0, 4),
+        "exact_match": round(float((pred == gold).all(axis=1).mean()), 4),
+    }
+
+
+def load_classifier(directory: str | Path, taxonomy: Taxonomy | str | None = None) -> HybridClassifier:
+    """The hybrid classifier of a trained model directory (rules only, with a warning, if it is broken)."""
+    return HybridClassifier.from_pretrained(directory, taxonomy)
+
+
+def load_default_hybrid(taxonomy: Taxonomy | str | None = None) -> HybridClassifier | RuleClassifier:
+    """The best classifier available offline for ``taxonomy`` (default: the business taxonomy).
+
+    The hybrid with the model shipped in ``tokenflow_rag/data/models/default`` when the taxonomy has the
+    default intents; otherwise, or when torch is missing or the model cannot be loaded (with one
+    warning), the :class:`RuleClassifier`.
+    """
+    from tokenflow_rag.classifiers.neural import default_model_dir
+
+    tax = default_taxonomy() if taxonomy is None else load_taxonomy(taxonomy)
+    if set(tax.names) != set(default_taxonomy().names):
+        logger.info("no shipped model for taxonomy %r; using keyword rules", tax.name)
+        return RuleClassifier(tax)
+    try:
+        return HybridClassifier.from_pretrained(default_model_dir(), tax, strict=True)
+    except _LOAD_ERRORS as exc:
+        warnings.warn(f"the shipped intent model cannot be used ({exc}); classifying with keyword rules only", stacklevel=2)
+        return RuleClassifier(tax)

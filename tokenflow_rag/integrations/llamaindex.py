@@ -1,0 +1,133 @@
+"""LlamaIndex adapter: a drop-in ``BaseRetriever`` over an existing index or retriever.
+
+All decisions happen in :class:`~tokenflow_rag.retriever.IntentRetriever`; this module only implements
+LlamaIndex's ``_retrieve`` / ``_aretrieve`` hooks and translates nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tokenflow_rag._optional import require
+from tokenflow_rag.classifiers.base import IntentClassifier
+from tokenflow_rag.integrations._common import ACCOUNTING_KEY, FrameworkStore, NoEmbedder, retrieve
+from tokenflow_rag.integrations._llamaindex_store import (
+    EmbedModelEmbedder,
+    IndexStore,
+    RetrieverStore,
+    hide,
+    tag_nodes,
+)
+from tokenflow_rag.policy import KPolicy
+from tokenflow_rag.retriever import IntentRetriever
+from tokenflow_rag.savings import SavingsTracker
+from tokenflow_rag.types import INTENTS_KEY, RetrievalResult
+
+require("llama_index.core")
+from llama_index.core.base.base_retriever import BaseRetriever  # noqa: E402
+from llama_index.core.indices.vector_store.base import VectorStoreIndex  # noqa: E402
+from llama_index.core.indices.vector_store.retrievers import VectorIndexRetriever  # noqa: E402
+from llama_index.core.instrumentation import get_dispatcher  # noqa: E402
+from llama_index.core.instrumentation.events.base import BaseEvent  # noqa: E402
+from llama_index.core.schema import NodeWithScore, QueryBundle  # noqa: E402
+
+__all__ = ["TokenFlowRetrievalEvent", "TokenFlowRetriever", "tag_nodes"]
+
+dispatcher = get_dispatcher(__name__)
+
+
+class TokenFlowRetrievalEvent(BaseEvent):
+    """Instrumentation event carrying one retrieval's accounting (intents, k, tokens, baseline, fallback)."""
+
+    query: str
+    accounting: dict[str, Any]
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "TokenFlowRetrievalEvent"
+
+
+class TokenFlowRetriever(BaseRetriever):
+    """Intent-aware drop-in for a LlamaIndex retriever: fewer, intent-restricted nodes per query.
+
+    Args:
+        retriever: The retriever to restrict (a ``VectorIndexRetriever`` gets filter pushdown through its
+            index), or a ``VectorStoreIndex`` (same as :meth:`from_index`).
+        classifier: Intent classifier; the default classifier if omitted.
+        k: Fixed number of nodes; wins over intent sizing.
+        token_budget: Hard cap on the tokens of the returned nodes.
+        tag_missing: Tag untagged nodes on the fly (cached by node id) instead of falling back to plain top-k.
+        savings: Tracker the accounting of every query is added to (one per retriever if omitted).
+        **policy: :class:`~tokenflow_rag.policy.KPolicy` knobs: ``base_k``, ``max_k``, ``min_confidence``.
+
+    Every returned node carries ``metadata["intents"]`` and ``metadata["tokenflow"]`` (the accounting),
+    both excluded from the LLM's text.
+
+    >>> from llama_index.core import Document, VectorStoreIndex
+    >>> from llama_index.core.embeddings import MockEmbedding
+    >>> index = VectorStoreIndex.from_documents(
+    ...     [Document(text="Refunds take 5 days."), Document(text="Couriers deliver in 2 days.")],
+    ...     embed_model=MockEmbedding(embed_dim=8))
+    >>> nodes = TokenFlowRetriever.from_index(index).retrieve("how long does a refund take?")
+    >>> [n.metadata["intents"] for n in nodes]
+    [['refund']]
+    """
+
+    def __init__(
+        self,
+        retriever: Any,
+        classifier: IntentClassifier | None = None,
+        *,
+        k: int | None = None,
+        token_budget: int | None = None,
+        tag_missing: bool = True,
+        savings: SavingsTracker | None = None,
+        callback_manager: Any = None,
+        **policy: Any,
+    ) -> None:
+        if classifier is None:
+            from tokenflow_rag.classifiers import load_default_classifier
+
+            classifier = load_default_classifier()
+        store: FrameworkStore
+        if isinstance(retriever, VectorIndexRetriever):
+            retriever = retriever._index  # its index gives filter pushdown
+        if isinstance(retriever, VectorStoreIndex):
+            store, embedder = IndexStore(retriever, classifier, tag_missing=tag_missing), EmbedModelEmbedder(retriever._embed_model)
+        elif isinstance(retriever, BaseRetriever):
+            store, embedder = RetrieverStore(retriever, classifier, tag_missing=tag_missing), NoEmbedder()
+        else:
+            raise TypeError(f"retriever must be a LlamaIndex BaseRetriever or VectorStoreIndex, got {type(retriever).__name__}")
+        self.k = k
+        self.savings = savings if savings is not None else SavingsTracker()
+        self._store = store
+        self._core = IntentRetriever(store, embedder, classifier, policy=KPolicy(**policy), token_budget=token_budget)
+        super().__init__(callback_manager=callback_manager)
+
+    @classmethod
+    def from_index(cls, index: Any, classifier: IntentClassifier | None = None, **options: Any) -> TokenFlowRetriever:
+        """Wrap an existing ``VectorStoreIndex`` as it is: untagged nodes are tagged, never re-indexed."""
+        if not isinstance(index, VectorStoreIndex):
+            raise TypeError(f"from_index needs a VectorStoreIndex, got {type(index).__name__}")
+        return cls(index, classifier, **options)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        result = retrieve(self._core, self._store, query_bundle.query_str, self.k)
+        self.savings.record(result.accounting)
+        dispatcher.event(TokenFlowRetrievalEvent(query=query_bundle.query_str, accounting=result.accounting.to_dict()))
+        return self._nodes(result)
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return await asyncio.to_thread(self._retrieve, query_bundle)
+
+    def _nodes(self, result: RetrievalResult) -> list[NodeWithScore]:
+        accounting = result.accounting.to_dict()
+        out = []
+        for sc in result:
+            node = self._store.native[sc.chunk.id].native.model_copy()
+            tags = {INTENTS_KEY: list(sc.chunk.intents)} if INTENTS_KEY in sc.chunk.metadata else {}
+            node.metadata = {**node.metadata, **tags, ACCOUNTING_KEY: accounting}
+            hide(node, self._store.encoding)
+            out.append(NodeWithScore(node=node, score=sc.score))
+        return out
