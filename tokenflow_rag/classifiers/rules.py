@@ -116,9 +116,9 @@ class RuleClassifier:
         if self._keyword_re is not None:
             for match in self._keyword_re.finditer(lowered):
                 keyword = self._group_keyword[match.lastindex or 0]
-                if boundaries is not None and _CJK.search(keyword):
-                    if match.start() not in boundaries or match.end() not in boundaries:
-                        continue
+                off_boundary = match.start() not in boundaries or match.end() not in boundaries if boundaries else False
+                if off_boundary and _CJK.search(keyword):
+                    continue
                 for name in self._keyword_owners[keyword]:
                     hits.setdefault(name, []).append((keyword, self.keyword_weight))
         for name, source, regex in self._patterns:
