@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 from tokenflow_rag.classifiers.base import IntentClassifier
 from tokenflow_rag.errors import ConfigError
@@ -21,6 +22,7 @@ def tag_chunks(
     *,
     min_score: float = 0.5,
     max_intents: int = 3,
+    min_share: float = 0.0,
     batch_size: int = 64,
     progress: bool = True,
 ) -> list[Chunk]:
@@ -36,6 +38,9 @@ def tag_chunks(
         classifier: Any intent classifier (rules, neural, hybrid or your own).
         min_score: Score a document needs for a tag.
         max_intents: Most tags per chunk.
+        min_share: Drop intents whose evidence is below this share of the strongest intent's. Evidence
+            is ``-log(1 - score)``: additive over independent keyword hits, so 0.34 keeps an intent with
+            a third of the leading intent's keyword hits (long documents mention many topics in passing).
         batch_size: Texts per classifier call.
         progress: Show a progress bar (tqdm) on long corpora.
     """
@@ -62,14 +67,21 @@ def tag_chunks(
         rows = todo[start : start + batch_size]
         predictions = classifier.predict([chunks[i].text for i in rows])
         for i, prediction in zip(rows, predictions):
-            ranked = sorted(prediction.scores.items(), key=lambda kv: (-kv[1], kv[0]))
-            tags = [name for name, score in ranked if score >= min_score][:max_intents]
+            tags = _strong_intents(prediction.scores, min_score, max_intents, min_share)
             out[i] = chunks[i].with_metadata(**{INTENTS_KEY: tags, TAGGED_BY_KEY: source})
         bar.update(len(rows))
     bar.close()
     tagged = [c for c in out if c is not None]
     logger.info("tagged %d chunks (%d kept user tags)", len(tagged), len(chunks) - len(todo))
     return tagged
+
+
+def _strong_intents(scores: Mapping[str, float], min_score: float, max_intents: int, min_share: float) -> list[str]:
+    """Intents passing ``min_score`` whose evidence is at least ``min_share`` of the best one's, best first."""
+    evidence = {name: -math.log(max(1.0 - s, 1e-9)) for name, s in scores.items() if s >= min_score}
+    strongest = max(evidence.values(), default=0.0)
+    ranked = sorted(evidence.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [name for name, e in ranked if e >= min_share * strongest][:max_intents]
 
 
 def _progress(total: int, *, enabled: bool):  # type: ignore[no-untyped-def]
