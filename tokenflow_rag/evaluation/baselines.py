@@ -33,6 +33,7 @@ class _OneVsRestHead:
 
     threshold: float
     C: float
+    class_weight: str | None
     max_iter: int
 
     def _fit_features(self, texts: list[str]) -> Any:
@@ -77,7 +78,7 @@ class _OneVsRestHead:
                 # scikit-learn refuses a single class; an intent on every (or no) example is a constant.
                 self.estimators_.append(float(y[0]))
                 continue
-            model = linear_model.LogisticRegression(C=self.C, max_iter=self.max_iter)
+            model = linear_model.LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter)
             self.estimators_.append(model.fit(features, y))
         return self
 
@@ -106,8 +107,13 @@ class TfidfLogRegBaseline(_OneVsRestHead):
     Args:
         threshold: Probability an intent needs to be predicted.
         C: Inverse regularisation strength of each logistic regression.
+        class_weight: ``"balanced"`` reweights each intent's rare positives so that 0.5 stays a sensible
+            threshold; ``None`` for scikit-learn's unweighted default.
         ngram_range: Character n-gram lengths.
         max_iter: Solver iterations.
+
+    The defaults (``C=10``, balanced) scored best among C in {1, 10, 100} x {balanced, None} on the
+    CLINC150 val split and NLU++ folds 10-14 (trained on train / folds 0-9); no test split was used.
 
     >>> clf = TfidfLogRegBaseline().fit(["refund me", "track parcel"], [["refund"], ["shipping"]])  # doctest: +SKIP
     >>> clf.predict(["refund please"])  # doctest: +SKIP
@@ -115,10 +121,17 @@ class TfidfLogRegBaseline(_OneVsRestHead):
     """
 
     def __init__(
-        self, *, threshold: float = 0.5, C: float = 10.0, ngram_range: tuple[int, int] = (1, 4), max_iter: int = 1000
+        self,
+        *,
+        threshold: float = 0.5,
+        C: float = 10.0,
+        class_weight: str | None = "balanced",
+        ngram_range: tuple[int, int] = (1, 4),
+        max_iter: int = 1000,
     ) -> None:
         self.threshold = threshold
         self.C = C
+        self.class_weight = class_weight
         self.ngram_range = ngram_range
         self.max_iter = max_iter
 
@@ -136,18 +149,32 @@ class EmbeddingLogRegBaseline(_OneVsRestHead):
     """Frozen sentence embeddings and one logistic regression per intent (a SetFit-style head).
 
     Args:
-        embed: Maps a list of texts to a ``(len(texts), dim)`` array; any embedder of the project fits.
+        embed: Maps a list of texts to a ``(len(texts), dim)`` array, e.g. an embedder's ``embed_documents``.
         threshold: Probability an intent needs to be predicted.
         C: Inverse regularisation strength of each logistic regression.
+        class_weight: ``"balanced"`` (default) or ``None``, as for :class:`TfidfLogRegBaseline`.
         max_iter: Solver iterations.
+
+    The defaults (``C=100``, balanced) scored best among C in {1, 10, 100} x {balanced, None} with
+    MiniLM embeddings on NLU++ folds 10-14 (trained on folds 0-9). SetFit's own head keeps
+    scikit-learn's ``C=1``, unweighted, which on unit-length embeddings predicts "none" far too often.
 
     >>> clf = EmbeddingLogRegBaseline(my_embedder.embed).fit(texts, labels)  # doctest: +SKIP
     """
 
-    def __init__(self, embed: Embed, *, threshold: float = 0.5, C: float = 1.0, max_iter: int = 1000) -> None:
+    def __init__(
+        self,
+        embed: Embed,
+        *,
+        threshold: float = 0.5,
+        C: float = 100.0,
+        class_weight: str | None = "balanced",
+        max_iter: int = 1000,
+    ) -> None:
         self.embed = embed
         self.threshold = threshold
         self.C = C
+        self.class_weight = class_weight
         self.max_iter = max_iter
 
     def _fit_features(self, texts: list[str]) -> Any:
@@ -157,8 +184,7 @@ class EmbeddingLogRegBaseline(_OneVsRestHead):
         vectors = np.asarray(self.embed(texts), dtype=np.float64)
         if vectors.ndim != 2 or vectors.shape[0] != len(texts):
             raise ConfigError(
-                f"embed returned an array of shape {vectors.shape} for {len(texts)} texts; "
-                "expected (len(texts), dim)"
+                f"embed returned an array of shape {vectors.shape} for {len(texts)} texts; expected (len(texts), dim)"
             )
         return vectors
 

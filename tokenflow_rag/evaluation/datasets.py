@@ -126,7 +126,7 @@ def load_labeled(
     loader = LABELED_FORMATS.get(fmt)
     if loader is None:
         raise ConfigError(f"unknown format {fmt!r}; known formats: {', '.join(sorted(LABELED_FORMATS))}")
-    if split not in _CLINC_KEYS:
+    if split not in ("train", "test"):
         raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
     files = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
     if not files:
@@ -417,7 +417,9 @@ def _clean(intents: Iterable[str]) -> tuple[str, ...]:
 
 def _text(raw: Any, where: str, field: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
-        raise DataFormatError(f"{where}: field {field!r} must be a non-empty string, got {raw!r:.40}; fix or drop the row")
+        raise DataFormatError(
+            f"{where}: field {field!r} must be a non-empty string, got {raw!r:.40}; fix or drop the row"
+        )
     return raw.strip()
 
 

@@ -127,7 +127,9 @@ def load_dstc11(knowledge: PathLike, logs: PathLike, labels: PathLike) -> Retrie
         for review_id, review in _section(entity, "reviews", kpath, domain, entity_id):
             sentences = review.get("sentences")
             if not isinstance(sentences, dict) or not all(isinstance(s, str) for s in sentences.values()):
-                raise DataFormatError(f"{kpath}: {domain}/{entity_id}/reviews/{review_id}: field 'sentences' must map ids to strings")
+                raise DataFormatError(
+                    f"{kpath}: {domain}/{entity_id}/reviews/{review_id}: field 'sentences' must map ids to strings"
+                )
             # Sentence ids are decimal strings: order them as numbers, "10" after "9".
             text = " ".join(s for _, s in sorted(sentences.items(), key=lambda kv: (len(kv[0]), kv[0])))
             docs.append(KnowledgeDoc(f"{domain}:{entity_id}:review:{review_id}", text, {**meta, "doc_type": "review"}))
@@ -154,7 +156,9 @@ def load_dstc9(knowledge: PathLike, logs: PathLike, labels: PathLike) -> Retriev
         for doc_id, snippet in _section(entity, "docs", kpath, domain, entity_id):
             where = f"{kpath}: {domain}/{entity_id}/docs/{doc_id}"
             title, body = _str_field(snippet, "title", where), _str_field(snippet, "body", where)
-            docs.append(KnowledgeDoc(f"{domain}:{entity_id}:{doc_id}", f"Q: {title} A: {body}", {**meta, "doc_type": "faq"}))
+            docs.append(
+                KnowledgeDoc(f"{domain}:{entity_id}:{doc_id}", f"Q: {title} A: {body}", {**meta, "doc_type": "faq"})
+            )
 
     def gold_id(item: Mapping[str, Any]) -> str:
         return f"{item['domain']}:{item['entity_id']}:{item['doc_id']}"
@@ -186,7 +190,9 @@ def load_crosswoz_retrieval(dialogues_zip: PathLike, database_dir: PathLike) -> 
         if not isinstance(entries, list):
             raise DataFormatError(f"{path}: expected a JSON list of [name, {{fields}}] entries")
         for i, entry in enumerate(entries):
-            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], dict)):
+            if not (
+                isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], dict)
+            ):
                 raise DataFormatError(f"{path}: item {i}: expected [name, {{fields}}], got {entry!r:.80}")
             name, fields = entry
             meta = {"domain": domain, "entity_id": name, "entity_name": name, "doc_type": "database"}
@@ -269,7 +275,9 @@ def _entities(path: Path) -> list[tuple[str, str, dict[str, Any], dict[str, str]
     return found
 
 
-def _section(entity: dict[str, Any], key: str, path: Path, domain: str, entity_id: str) -> list[tuple[str, dict[str, Any]]]:
+def _section(
+    entity: dict[str, Any], key: str, path: Path, domain: str, entity_id: str
+) -> list[tuple[str, dict[str, Any]]]:
     section = entity.get(key, {})
     if not isinstance(section, dict) or not all(isinstance(v, dict) for v in section.values()):
         raise DataFormatError(f"{path}: {domain}/{entity_id}: field {key!r} must map ids to objects")
@@ -316,7 +324,9 @@ def _dstc_dataset(
             try:
                 doc_id = gold_id(item)
             except (KeyError, TypeError) as exc:
-                raise DataFormatError(f"{where}: knowledge[{j}] lacks field {exc}; expected {item!r:.80} to name a document") from exc
+                raise DataFormatError(
+                    f"{where}: knowledge[{j}] lacks field {exc}; expected {item!r:.80} to name a document"
+                ) from exc
             if doc_id not in by_id:
                 raise DataFormatError(f"{where}: knowledge[{j}] points to {doc_id!r}, which is not in {knowledge}")
             if doc_id not in gold:
@@ -330,8 +340,12 @@ def _dstc_dataset(
 
 
 def _turns(log: Any, path: Path, index: int) -> list[tuple[str, str]]:
-    ok = isinstance(log, list) and log and all(
-        isinstance(t, dict) and isinstance(t.get("speaker"), str) and isinstance(t.get("text"), str) for t in log
+    ok = (
+        isinstance(log, list)
+        and log
+        and all(
+            isinstance(t, dict) and isinstance(t.get("speaker"), str) and isinstance(t.get("text"), str) for t in log
+        )
     )
     if not ok:
         raise DataFormatError(f"{path}: item {index}: expected a non-empty list of {{'speaker', 'text'}} turns")
