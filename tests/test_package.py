@@ -31,6 +31,7 @@ def test_public_api_is_pinned():
     assert tokenflow_rag.__all__ == [
         "__version__",
         "Accounting",
+        "ChromaStore",
         "Chunk",
         "Embedder",
         "FaissStore",
@@ -41,8 +42,10 @@ def test_public_api_is_pinned():
         "IntentPrediction",
         "IntentRetriever",
         "KPolicy",
+        "MilvusStore",
         "RetrievalResult",
         "RuleClassifier",
+        "SavingsTracker",
         "ScoredChunk",
         "Taxonomy",
         "TokenCounter",

@@ -40,6 +40,9 @@ _EXPORTS = {
     "VectorStore": "tokenflow_rag.stores",
     "FaissStore": "tokenflow_rag.stores",
     "InMemoryStore": "tokenflow_rag.stores",
+    "ChromaStore": "tokenflow_rag.stores.chroma",
+    "MilvusStore": "tokenflow_rag.stores.milvus",
+    "SavingsTracker": "tokenflow_rag.savings",
     # retriever and index
     "IntentRetriever": "tokenflow_rag.retriever",
     "load_corpus": "tokenflow_rag.corpus",
@@ -72,6 +75,9 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
     from tokenflow_rag.index import build_index, load_index, save_index
     from tokenflow_rag.policy import KPolicy
     from tokenflow_rag.retriever import IntentRetriever
+    from tokenflow_rag.savings import SavingsTracker
+    from tokenflow_rag.stores.chroma import ChromaStore
+    from tokenflow_rag.stores.milvus import MilvusStore
     from tokenflow_rag.stores import FaissStore, InMemoryStore, VectorStore
     from tokenflow_rag.tagging import tag_chunks
     from tokenflow_rag.taxonomy import Intent, Taxonomy, default_taxonomy, load_taxonomy

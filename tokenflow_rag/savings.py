@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 from tokenflow_rag.types import Accounting
 
 
-@dataclass
 class SavingsTracker:
     """Accumulates :class:`Accounting` records and summarises the tokens saved.
 
@@ -23,14 +21,20 @@ class SavingsTracker:
     (40, 0.4)
     """
 
-    queries: int = 0
-    tokens: int = 0
-    baseline_tokens: int = 0
-    measured: int = 0
-    measured_tokens: int = 0
-    fallbacks: int = 0
-    intents: Counter[str] = field(default_factory=Counter)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.queries = 0
+        """Retrievals recorded."""
+        self.tokens = 0
+        """Prompt tokens of the returned chunks, summed."""
+        self.baseline_tokens = 0
+        """Tokens the fixed-k baseline would have sent, over the queries where it was measured."""
+        self.measured = 0
+        self.measured_tokens = 0
+        self.fallbacks = 0
+        """Queries answered with the plain top-k."""
+        self.intents: Counter[str] = Counter()
+        """How often each intent was predicted ("none" for none)."""
 
     def record(self, accounting: Accounting) -> None:
         """Add one retrieval's accounting."""
@@ -57,7 +61,8 @@ class SavingsTracker:
     def reset(self) -> None:
         """Forget everything recorded so far."""
         with self._lock:
-            self.queries = self.tokens = self.baseline_tokens = self.measured = self.measured_tokens = self.fallbacks = 0
+            self.queries = self.tokens = self.fallbacks = 0
+            self.baseline_tokens = self.measured = self.measured_tokens = 0
             self.intents.clear()
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,3 +93,6 @@ class SavingsTracker:
 
     def __str__(self) -> str:
         return self.summary()
+
+    def __repr__(self) -> str:
+        return f"SavingsTracker(queries={self.queries}, tokens={self.tokens}, baseline_tokens={self.baseline_tokens})"

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tokenflow_rag.classifiers.base import IntentClassifier
-from tokenflow_rag.errors import InvalidQueryError
+from tokenflow_rag.errors import ConfigError, InvalidQueryError
 from tokenflow_rag.retriever import IntentRetriever
 from tokenflow_rag.stores.base import matches_intents
 from tokenflow_rag.stores.tag_encoding import TagEncoding
@@ -96,7 +96,8 @@ class FrameworkStore:
         self.encoding = encoding
         self.can_push_down = can_push_down
         self.tag_missing = tag_missing
-        self.mode: str | None = None if can_push_down else "post-filter"
+        self.supports_filter: bool = False  # kept in step with ``mode``
+        self.mode = None if can_push_down else "post-filter"
         self.tags: dict[str, tuple[str, ...]] = {}
         self.native: dict[str, Candidate] = {}  # last hit per id: maps the core's chunks back to framework objects
         self._warned: set[str] = set()
@@ -111,8 +112,14 @@ class FrameworkStore:
 
     # -- the VectorStore protocol -------------------------------------------------------------
     @property
-    def supports_filter(self) -> bool:
-        return self.mode == "pushdown"
+    def mode(self) -> str | None:
+        """The filter strategy: ``pushdown``, ``post-filter``, or None until the first query decides."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str | None) -> None:
+        self._mode = value
+        self.supports_filter = value == "pushdown"
 
     def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         raise TypeError(f"{type(self).__name__} reads a framework store; add documents through the framework")
@@ -124,8 +131,13 @@ class FrameworkStore:
                 return self._scored(self._query(query_vector, k, intents))
             except Exception as exc:  # the store rejected the filter: degrade, never fail the query
                 self.mode = "post-filter"
-                self.warn_once("filter", "%s rejected the intent filter (%s: %s); filtering after the search from now on",
-                               type(self).__name__, type(exc).__name__, exc)
+                self.warn_once(
+                    "filter",
+                    "%s rejected the intent filter (%s: %s); filtering after the search from now on",
+                    type(self).__name__,
+                    type(exc).__name__,
+                    exc,
+                )
                 return []
         hits = self._scored(self._query(query_vector, k, None))
         return hits if intents is None else [sc for sc in hits if matches_intents(sc.chunk, set(intents))]
@@ -162,18 +174,31 @@ class FrameworkStore:
         if not todo:
             self.mode = "pushdown" if self.can_push_down else "post-filter"
             return
-        self.mode = "post-filter" if self.tag_missing else self.mode
         self._report_untagged(len(todo), len(ids))
-        self._tag([Chunk(ids[i], texts[i]) for i in todo])
+        if self.tag_missing:  # the store lacks the tags the cache has: it cannot filter on them
+            self.mode = "post-filter"
+            self._tag([Chunk(ids[i], texts[i]) for i in todo])
 
     def _report_untagged(self, n: int, total: int) -> None:
         if self.tag_missing:
-            self.warn_once("untagged", "%d of %d documents carry no intent tags under metadata key %r; tagging them on the "
-                           "fly (cached by id) and filtering after the search. Tag while indexing for filter pushdown.",
-                           n, total, INTENTS_KEY)
+            self.warn_once(
+                "untagged",
+                "%d of %d documents carry no intent tags under metadata key %r; tagging them on the "
+                "fly (cached by id) and filtering after the search. Tag while indexing (tag_nodes, from_texts) "
+                "for filter pushdown.",
+                n,
+                total,
+                INTENTS_KEY,
+            )
         else:
-            self.warn_once("untagged", "%d of %d documents carry no intent tags under metadata key %r (stored under another "
-                           "key?) and tag_missing=False: such queries return the plain top-k.", n, total, INTENTS_KEY)
+            self.warn_once(
+                "untagged",
+                "%d of %d documents carry no intent tags under metadata key %r (stored under another "
+                "key?) and tag_missing=False: such queries return the plain top-k.",
+                n,
+                total,
+                INTENTS_KEY,
+            )
 
     # -- tags ---------------------------------------------------------------------------------
     def _scored(self, candidates: list[Candidate]) -> list[ScoredChunk]:
@@ -190,8 +215,13 @@ class FrameworkStore:
         try:
             tagged = tag_chunks(chunks, self.classifier, progress=False)
         except Exception as exc:  # a broken classifier leaves documents untagged: they stay reachable via top-up
-            self.warn_once("tagging", "tagging documents with %s failed (%s: %s); they stay untagged",
-                           type(self.classifier).__name__, type(exc).__name__, exc)
+            self.warn_once(
+                "tagging",
+                "tagging documents with %s failed (%s: %s); they stay untagged",
+                type(self.classifier).__name__,
+                type(exc).__name__,
+                exc,
+            )
             return
         with self._lock:
             self.tags.update((c.id, c.intents) for c in tagged)
@@ -220,16 +250,24 @@ def retrieve(core: IntentRetriever, store: FrameworkStore, query: str, k: int | 
         try:
             store.prepare()
             return core.retrieve(text, k=k)
-        except InvalidQueryError:
+        except (InvalidQueryError, ConfigError):  # the caller's mistake (empty query, k=0): say so
             raise
         except Exception as exc:
-            store.warn_once("core", "intent-aware retrieval failed (%s: %s); returning the plain top-k",
-                            type(exc).__name__, exc)
+            store.warn_once(
+                "core", "intent-aware retrieval failed (%s: %s); returning the plain top-k", type(exc).__name__, exc
+            )
             n = k or core.policy.base_k
             hits = store._scored(store._query(None, n, None))[:n]
             accounting = Accounting(
-                intents=(), scores={}, confidence=0.0, k=n, k_reason=f"fallback: {type(exc).__name__}",
-                fallback=True, filter_mode="none", tokens=core.count_tokens(hits), baseline_k=core.policy.base_k,
+                intents=(),
+                scores={},
+                confidence=0.0,
+                k=n,
+                k_reason=f"fallback: {type(exc).__name__}",
+                fallback=True,
+                filter_mode="none",
+                tokens=core.count_tokens(hits),
+                baseline_k=core.policy.base_k,
             )
             return RetrievalResult(tuple(hits), accounting)
 
@@ -247,12 +285,9 @@ def tag_records(
         raise ValueError(f"got {len(texts)} texts but {len(metadatas)} metadatas; pass one metadata dict per text")
     chunks = [Chunk(ids[i] if ids else str(i), t, dict(md)) for i, (t, md) in enumerate(zip(texts, metadatas))]
     tagged = tag_chunks(chunks, classifier, progress=len(chunks) > 256)
-    return [
-        {**{k: v for k, v in c.metadata.items() if k != INTENTS_KEY}, **encoding.encode(c.intents)} for c in tagged
-    ]
+    return [{**{k: v for k, v in c.metadata.items() if k != INTENTS_KEY}, **encoding.encode(c.intents)} for c in tagged]
 
 
 def hidden_keys(metadata: Mapping[str, Any], encoding: TagEncoding) -> list[str]:
     """Metadata keys kept out of the LLM's and the embedder's text: the tags and the accounting."""
     return [*encoding.keys(metadata), ACCOUNTING_KEY]
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -11,7 +12,7 @@ import numpy as np
 from tokenflow_rag._optional import require
 from tokenflow_rag.classifiers.base import IntentClassifier
 from tokenflow_rag.integrations._common import Candidate, FrameworkStore, current_query, hidden_keys, tag_records
-from tokenflow_rag.stores.tag_encoding import FLAGS, TagEncoding, encoding_for
+from tokenflow_rag.stores.tag_encoding import FLAG, FLAG_PREFIX, FLAGS, TagEncoding, by_class_name, encoding_for
 from tokenflow_rag.types import INTENTS_KEY
 
 require("llama_index.core")
@@ -23,7 +24,7 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
     MetadataFilters,
 )
 
-NO_PUSHDOWN = {"FaissVectorStore"}
+NO_PUSHDOWN = {"FaissVectorStore": True}
 """Vector stores that raise on metadata filters: over-fetch and filter after the search instead."""
 
 COUNTS = {
@@ -36,9 +37,13 @@ COUNTS = {
 def intent_filters(intents: Collection[str], encoding: TagEncoding) -> MetadataFilters:
     """Match-any on the intent tag, in the form the store's encoding needs."""
     if encoding is FLAGS:  # flat metadata: OR of one equality per intent flag
-        flags = [MetadataFilter(key=f"intent__{t}", value=True, operator=FilterOperator.EQ) for t in sorted(intents)]
+        flags: list[MetadataFilter | MetadataFilters] = [
+            MetadataFilter(key=FLAG_PREFIX + t, value=FLAG, operator=FilterOperator.EQ) for t in sorted(intents)
+        ]
         return MetadataFilters(filters=flags, condition=FilterCondition.OR)
-    return MetadataFilters(filters=[MetadataFilter(key=INTENTS_KEY, value=sorted(intents), operator=FilterOperator.ANY)])
+    return MetadataFilters(
+        filters=[MetadataFilter(key=INTENTS_KEY, value=sorted(intents), operator=FilterOperator.ANY)]
+    )
 
 
 class EmbedModelEmbedder:
@@ -58,7 +63,8 @@ class EmbedModelEmbedder:
 
 def _candidates(hits: list[Any], sign: float = 1.0) -> list[Candidate]:
     return [
-        Candidate(h.node.node_id, h.node.get_content(), h.node.metadata, sign * float(h.score or 0.0), h.node) for h in hits
+        Candidate(h.node.node_id, h.node.get_content(), h.node.metadata, sign * float(h.score or 0.0), h.node)
+        for h in hits
     ]
 
 
@@ -66,9 +72,12 @@ class IndexStore(FrameworkStore):
     """A ``VectorStoreIndex``: filters pushed down as ``MetadataFilters`` unless its vector store cannot take them."""
 
     def __init__(self, index: Any, classifier: IntentClassifier, *, tag_missing: bool = True) -> None:
-        name = type(index.vector_store).__name__
-        super().__init__(classifier, encoding=encoding_for(index.vector_store), can_push_down=name not in NO_PUSHDOWN,
-                         tag_missing=tag_missing)
+        super().__init__(
+            classifier,
+            encoding=encoding_for(index.vector_store),
+            can_push_down=not by_class_name(NO_PUSHDOWN, index.vector_store),
+            tag_missing=tag_missing,
+        )
         self.index = index
         # LlamaIndex's FAISS store reports L2 distances as scores; the core ranks by "higher is closer".
         faiss_index = getattr(index.vector_store, "_faiss_index", None)
@@ -83,7 +92,7 @@ class IndexStore(FrameworkStore):
         return _candidates(retriever.retrieve(QueryBundle(query_str=current_query(), embedding=embedding)), self._sign)
 
     def _count(self) -> int | None:
-        count = COUNTS.get(type(self.index.vector_store).__name__)
+        count = by_class_name(COUNTS, self.index.vector_store)
         return None if count is None else count(self.index)
 
 
@@ -98,7 +107,8 @@ class RetrieverStore(FrameworkStore):
         retriever = self.retriever
         if hasattr(retriever, "similarity_top_k"):
             retriever = copy.copy(retriever)  # a per-call copy: concurrent queries ask for different k
-            retriever.similarity_top_k = k
+            with contextlib.suppress(AttributeError):  # read-only: the retriever returns what it returns
+                retriever.similarity_top_k = k
         return _candidates(retriever.retrieve(QueryBundle(query_str=current_query()))[:k])
 
 
@@ -108,8 +118,13 @@ def tag_nodes(nodes: Sequence[BaseNode], classifier: IntentClassifier, vector_st
     The tags are excluded from the text the LLM sees and from the text that is embedded.
     """
     encoding = encoding_for(vector_store)
-    metadatas = tag_records([n.get_content() for n in nodes], [n.metadata for n in nodes], classifier, encoding,
-                            ids=[n.node_id for n in nodes])
+    metadatas = tag_records(
+        [n.get_content() for n in nodes],
+        [n.metadata for n in nodes],
+        classifier,
+        encoding,
+        ids=[n.node_id for n in nodes],
+    )
     for node, metadata in zip(nodes, metadatas):
         node.metadata = metadata
         hide(node, encoding)

@@ -11,6 +11,7 @@ from typing import Any
 
 from tokenflow_rag._optional import require
 from tokenflow_rag.classifiers.base import IntentClassifier
+from tokenflow_rag.embeddings.base import Embedder
 from tokenflow_rag.integrations._common import ACCOUNTING_KEY, FrameworkStore, NoEmbedder, retrieve
 from tokenflow_rag.integrations._llamaindex_store import (
     EmbedModelEmbedder,
@@ -70,8 +71,8 @@ class TokenFlowRetriever(BaseRetriever):
     ...     [Document(text="Refunds take 5 days."), Document(text="Couriers deliver in 2 days.")],
     ...     embed_model=MockEmbedding(embed_dim=8))
     >>> nodes = TokenFlowRetriever.from_index(index).retrieve("how long does a refund take?")
-    >>> [n.metadata["intents"] for n in nodes]
-    [['refund']]
+    >>> nodes[0].metadata["intents"], nodes[0].metadata["tokenflow"]["intents"]
+    (['refund'], ['refund'])
     """
 
     def __init__(
@@ -91,14 +92,20 @@ class TokenFlowRetriever(BaseRetriever):
 
             classifier = load_default_classifier()
         store: FrameworkStore
+        embedder: Embedder
         if isinstance(retriever, VectorIndexRetriever):
             retriever = retriever._index  # its index gives filter pushdown
         if isinstance(retriever, VectorStoreIndex):
-            store, embedder = IndexStore(retriever, classifier, tag_missing=tag_missing), EmbedModelEmbedder(retriever._embed_model)
+            store, embedder = (
+                IndexStore(retriever, classifier, tag_missing=tag_missing),
+                EmbedModelEmbedder(retriever._embed_model),
+            )
         elif isinstance(retriever, BaseRetriever):
             store, embedder = RetrieverStore(retriever, classifier, tag_missing=tag_missing), NoEmbedder()
         else:
-            raise TypeError(f"retriever must be a LlamaIndex BaseRetriever or VectorStoreIndex, got {type(retriever).__name__}")
+            raise TypeError(
+                f"retriever must be a LlamaIndex BaseRetriever or VectorStoreIndex, got {type(retriever).__name__}"
+            )
         self.k = k
         self.savings = savings if savings is not None else SavingsTracker()
         self._store = store

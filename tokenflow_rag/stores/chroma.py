@@ -47,19 +47,16 @@ class ChromaStore:
     def __init__(self, path: str | Path | None = None, collection: str = "tokenflow", *, client: Any = None) -> None:
         chromadb = require("chromadb", extra="stores")
         if client is None:
-            settings = chromadb.Settings(anonymized_telemetry=False)
-            client = (
-                chromadb.PersistentClient(path=str(path), settings=settings)
-                if path is not None
-                else chromadb.EphemeralClient(settings=settings)
-            )
+            # Default settings: Chroma refuses a second client on the same path with different settings,
+            # and users (or LangChain's Chroma) open the same directory with the defaults.
+            client = chromadb.PersistentClient(path=str(path)) if path is not None else chromadb.EphemeralClient()
         self.path = None if path is None else Path(path)
         self._client = client
         try:
             self._collection = client.get_or_create_collection(
                 collection, configuration={"hnsw": {"space": "ip"}}, embedding_function=None
             )
-        except ValueError as exc:  # chromadb's InvalidArgumentError is a ValueError
+        except (ValueError, chromadb.errors.InvalidArgumentError) as exc:
             raise ConfigError(f"collection={collection!r} is not a valid Chroma collection: {exc}") from None
         self._dim: int | None = None
 

@@ -76,11 +76,21 @@ class MilvusStore:
         rows = []
         for chunk, vector in zip(chunks, vectors):
             if len(chunk.text) > MAX_TEXT_CHARS:
-                raise ConfigError(f"chunk {chunk.id!r} has {len(chunk.text)} characters; MilvusStore keeps at most {MAX_TEXT_CHARS}")
+                raise ConfigError(
+                    f"chunk {chunk.id!r} has {len(chunk.text)} characters; MilvusStore keeps at most {MAX_TEXT_CHARS}"
+                )
             if len(chunk.intents) > MAX_TAGS:
-                raise ConfigError(f"chunk {chunk.id!r} has {len(chunk.intents)} intent tags; at most {MAX_TAGS} are stored")
+                raise ConfigError(
+                    f"chunk {chunk.id!r} has {len(chunk.intents)} intent tags; at most {MAX_TAGS} are stored"
+                )
             rows.append(
-                {"id": chunk.id, "vector": vector.tolist(), "text": chunk.text, INTENTS_KEY: list(chunk.intents), "metadata": dict(chunk.metadata)}
+                {
+                    "id": chunk.id,
+                    "vector": vector.tolist(),
+                    "text": chunk.text,
+                    INTENTS_KEY: list(chunk.intents),
+                    "metadata": dict(chunk.metadata),
+                }
             )
         self._client.insert(self.collection, rows)
 
@@ -90,7 +100,9 @@ class MilvusStore:
         schema.add_field("id", DataType.VARCHAR, max_length=512, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_CHARS)
-        schema.add_field(INTENTS_KEY, DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_TAGS, max_length=128)
+        schema.add_field(
+            INTENTS_KEY, DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_TAGS, max_length=128
+        )
         schema.add_field("metadata", DataType.JSON)
         index = self._client.prepare_index_params()
         index.add_index("vector", index_type="AUTOINDEX", metric_type="IP")

@@ -1,0 +1,136 @@
+"""One contract for every core store: FAISS, in-memory, Chroma (embedded) and Milvus Lite, all started for real."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tokenflow_rag import Chunk, HashingEmbedder, IntentRetriever
+from tokenflow_rag.errors import ConfigError
+from tokenflow_rag.stores import FaissStore, InMemoryStore
+
+
+def _faiss(tmp_path):
+    return FaissStore()
+
+
+def _memory(tmp_path):
+    return InMemoryStore()
+
+
+def _chroma(tmp_path):
+    from tokenflow_rag.stores.chroma import ChromaStore
+
+    return ChromaStore(tmp_path / "chroma", collection="contract")
+
+
+def _milvus(tmp_path):
+    from tokenflow_rag.stores.milvus import MilvusStore
+
+    return MilvusStore(str(tmp_path / "milvus.db"), collection="contract")
+
+
+@pytest.fixture(params=[_faiss, _memory, _chroma, _milvus], ids=["faiss", "memory", "chroma", "milvus"])
+def store(request, tmp_path):
+    store = request.param(tmp_path)
+    yield store
+    if hasattr(store, "close"):
+        store.close()
+
+
+def _unit(rows: list[list[float]]) -> np.ndarray:
+    v = np.asarray(rows, dtype=np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+# Untagged chunks sit next to the query; tagged ones are farther away: a post-filter of the plain top-2
+# would return nothing, so only a filter that runs inside the store returns two tagged hits.
+CHUNKS = [
+    Chunk("near-1", "untagged near", {"source": "faq"}),
+    Chunk("near-2", "tagged as nothing", {"intents": []}),
+    Chunk("pay-1", "payment far", {"intents": ["payment"], "lang": "en"}),
+    Chunk("ref-1", "refund farther", {"intents": ["refund", "payment"]}),
+    Chunk("ship-1", "shipping farthest", {"intents": ["shipping"]}),
+]
+VECTORS = _unit([[1, 0.05, 0], [1, 0.1, 0], [1, 1, 0], [1, 2, 0], [0, 0, 1]])
+QUERY = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+
+
+def test_empty_store(store):
+    assert len(store) == 0
+    assert list(store) == []
+    assert store.search(QUERY, 3) == []
+
+
+def test_add_len_iter_round_trip(store):
+    store.add(CHUNKS, VECTORS)
+    assert len(store) == len(CHUNKS)
+    stored = {c.id: c for c in store}
+    assert set(stored) == {c.id for c in CHUNKS}
+    for chunk in CHUNKS:
+        assert stored[chunk.id].text == chunk.text
+        assert stored[chunk.id].intents == chunk.intents
+        assert dict(stored[chunk.id].metadata) == dict(chunk.metadata)
+
+
+def test_search_is_nearest_first(store):
+    store.add(CHUNKS, VECTORS)
+    hits = store.search(QUERY, 3)
+    assert [h.chunk.id for h in hits] == ["near-1", "near-2", "pay-1"]
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] == pytest.approx(float(VECTORS[0] @ QUERY), abs=1e-4)
+    assert len(store.search(QUERY, 50)) == len(CHUNKS)
+    assert store.search(QUERY, 0) == []
+
+
+def test_add_is_incremental(store):
+    store.add(CHUNKS[:2], VECTORS[:2])
+    store.add(CHUNKS[2:], VECTORS[2:])
+    assert len(store) == len(CHUNKS)
+    assert store.search(QUERY, 1)[0].chunk.id == "near-1"
+
+
+def test_duplicate_ids_are_rejected(store):
+    store.add(CHUNKS, VECTORS)
+    with pytest.raises(ConfigError, match="duplicate"):
+        store.add(CHUNKS[:1], VECTORS[:1])
+    with pytest.raises(ValueError, match="duplicate"):  # ConfigError is a ValueError
+        type(store).add(store, [Chunk("x", "a"), Chunk("x", "b")], VECTORS[:2])
+    assert len(store) == len(CHUNKS)
+
+
+def test_dimension_mismatch_is_a_clear_error(store):
+    store.add(CHUNKS, VECTORS)
+    with pytest.raises(ConfigError, match="dimension"):
+        store.add([Chunk("new", "x")], np.ones((1, 4), np.float32))
+    if store.supports_filter or isinstance(store, FaissStore):
+        with pytest.raises(ConfigError, match="dimension"):
+            store.search(np.ones(4, np.float32), 2)
+
+
+def test_filter_semantics(store):
+    store.add(CHUNKS, VECTORS)
+    if not store.supports_filter:
+        with pytest.raises(ConfigError, match="supports_filter"):
+            store.search(QUERY, 2, intents={"payment"})
+        return
+    hits = store.search(QUERY, 2, intents={"payment"})
+    assert [h.chunk.id for h in hits] == ["pay-1", "ref-1"]  # pushdown: k tagged hits past the untagged neighbours
+    assert [h.chunk.id for h in store.search(QUERY, 5, intents={"shipping", "refund"})] == ["ref-1", "ship-1"]
+    assert store.search(QUERY, 5, intents={"inventory"}) == []
+    assert store.search(QUERY, 5, intents=set()) == []
+
+
+def test_retriever_over_the_store(store):
+    embedder = HashingEmbedder(dim=64)
+    chunks = [
+        Chunk("r", "refund money back to your card", {"intents": ["refund"]}),
+        Chunk("p", "pay by card or wallet", {"intents": ["payment"]}),
+        Chunk("s", "courier delivery and tracking", {"intents": ["shipping"]}),
+        Chunk("n", "our office dog"),
+    ]
+    store.add(chunks, embedder.embed_documents([c.text for c in chunks]))
+    result = IntentRetriever(store, embedder).retrieve("I want a refund", k=1)
+    assert result.ids == ["r"]
+    assert result.accounting.filter_mode == ("pushdown" if store.supports_filter else "post-filter")
