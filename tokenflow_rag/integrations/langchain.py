@@ -148,3 +148,26 @@ class TokenFlowRetriever(BaseRetriever):
                 Document(doc.page_content, metadata={**doc.metadata, **tags, ACCOUNTING_KEY: accounting}, id=doc.id)
             )
         return out
+
+
+class TokenFlowEmbeddings(Embeddings):
+    """Any tokenflow embedder as LangChain ``Embeddings``; by default the offline multilingual one.
+
+    >>> from tokenflow_rag import HashingEmbedder
+    >>> len(TokenFlowEmbeddings(HashingEmbedder(dim=8)).embed_query("退款"))
+    8
+    """
+
+    def __init__(self, embedder: Any = None) -> None:
+        from tokenflow_rag.embeddings import get_embedder
+
+        self.embedder = get_embedder(embedder)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embedder.embed_documents(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embedder.embed_query(text).tolist()
+
+
+__all__ += ["TokenFlowEmbeddings"]

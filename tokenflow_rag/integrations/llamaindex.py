@@ -138,3 +138,40 @@ class TokenFlowRetriever(BaseRetriever):
             hide(node, self._store.encoding)
             out.append(NodeWithScore(node=node, score=sc.score))
         return out
+
+
+from llama_index.core.base.embeddings.base import BaseEmbedding  # noqa: E402
+from pydantic import PrivateAttr  # noqa: E402
+
+
+class TokenFlowEmbedding(BaseEmbedding):
+    """Any tokenflow embedder as a LlamaIndex embedding model; by default the offline multilingual one.
+
+    >>> from tokenflow_rag import HashingEmbedder
+    >>> len(TokenFlowEmbedding(HashingEmbedder(dim=8)).get_text_embedding("退款"))
+    8
+    """
+
+    _embedder: Embedder = PrivateAttr()
+
+    def __init__(self, embedder: Embedder | str | None = None, **kwargs: Any) -> None:
+        from tokenflow_rag.embeddings import get_embedder
+
+        resolved = get_embedder(embedder)
+        super().__init__(model_name=resolved.name, **kwargs)
+        self._embedder = resolved
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._embedder.embed_query(query).tolist()
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._embedder.embed_documents([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._embedder.embed_documents(texts).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+
+__all__ += ["TokenFlowEmbedding"]
