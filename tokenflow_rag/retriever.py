@@ -219,8 +219,8 @@ class IntentRetriever:
         extra = [sc for sc in plain if sc.chunk.id not in have][: k - len(hits)]
         if extra:
             logger.info("only %d chunks matched the intent filter; topped up with %d neighbours", len(hits), len(extra))
-        merged = sorted(hits + extra, key=lambda sc: -sc.score)
-        return merged, len(extra), plain
+        # Intent matches stay ahead of the filler, so a token budget drops filler first.
+        return hits + extra, len(extra), plain
 
     def _apply_budget(self, hits: list[ScoredChunk], budget: int | None) -> tuple[list[ScoredChunk], int]:
         """Keep chunks in rank order while they fit the budget; a chunk too big to fit is skipped."""
