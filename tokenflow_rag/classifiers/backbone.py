@@ -164,6 +164,7 @@ def load_backbone(name: str, num_labels: int) -> tuple[Any, Any]:
                 source,
                 num_labels=num_labels,
                 problem_type="multi_label_classification",  # one sigmoid per intent
+                ignore_mismatched_sizes=True,  # a backbone that is itself a classifier gets a fresh head
                 local_files_only=True,
             )
     except (OSError, ValueError, KeyError) as exc:
@@ -185,3 +186,56 @@ def max_positions(model: Any, requested: int) -> int:
     limit = getattr(model.config, "max_position_embeddings", None)
     # BERT-style absolute positions reserve nothing, but some models (RoBERTa) offset by 2.
     return min(requested, limit - 2) if isinstance(limit, int) and limit > 4 else requested
+
+
+TINY_ARCHITECTURES = ("bert", "qwen3")
+
+
+def make_tiny_backbone(directory: str | Path, architecture: str = "bert", *, seed: int = 0) -> Path:
+    """Write a tiny randomly initialised backbone folder: a test double that trains in milliseconds.
+
+    ``"bert"`` pairs a 2-layer BERT with a WordPiece vocabulary of a few English words and only 4 CJK
+    characters (so the vocabulary extension kicks in, as with MiniLM); ``"qwen3"`` pairs a 2-layer
+    Qwen3 decoder with a byte-level BPE tokenizer that, like Qwen's, has no unknown token.
+
+    >>> import tempfile
+    >>> path = make_tiny_backbone(tempfile.mkdtemp(), "qwen3")  # doctest: +SKIP
+    >>> NeuralConfig(backbone=str(path))  # doctest: +SKIP
+    """
+    torch = require("torch")
+    transformers = require("transformers")
+    if architecture not in TINY_ARCHITECTURES:
+        raise ModelLoadError(f"architecture must be one of {TINY_ARCHITECTURES}, got {architecture!r}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    if architecture == "bert":
+        words = "pay payment refund money back order cancel ship package sms email login password stock coupon".split()
+        vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz", *words, "的", "了", "是", "我"]
+        tokenizer = transformers.BertTokenizer(vocab={token: i for i, token in enumerate(vocab)})
+        config = transformers.BertConfig(
+            vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=64, max_position_embeddings=64,
+        )
+        model = transformers.BertModel(config)
+    else:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+        vocab = {char: i for i, char in enumerate(sorted(alphabet))}
+        vocab["<|endoftext|>"] = len(vocab)
+        core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+        core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        core.decoder = decoders.ByteLevel()
+        tokenizer = transformers.PreTrainedTokenizerFast(
+            tokenizer_object=core, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+        )
+        config = transformers.Qwen3Config(
+            vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=128,
+            pad_token_id=vocab["<|endoftext|>"], eos_token_id=vocab["<|endoftext|>"],
+        )
+        model = transformers.Qwen3Model(config)
+    tokenizer.save_pretrained(directory)
+    model.save_pretrained(directory)
+    return directory

@@ -183,11 +183,11 @@ class HybridClassifier:
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the neural model and both calibrations to ``directory`` (atomically)."""
         from tokenflow_rag._io import atomic_directory
-        from tokenflow_rag.classifiers.neural import _checked_target
+        from tokenflow_rag.classifiers.neural import check_output_dir
 
         if self.neural is None:
             raise ConfigError("this hybrid has no neural model to save (it runs on rules only)")
-        target = _checked_target(Path(directory))
+        target = check_output_dir(Path(directory))
         calibration = {
             "neural": self.neural.calibration.to_dict(),
             "hybrid": {

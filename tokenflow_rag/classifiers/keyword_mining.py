@@ -199,11 +199,14 @@ def mine_keywords(
         for gram in candidate_ngrams(ex.text, max_words=max_words, cjk_sizes=cjk_sizes):
             docs_with[gram].append(i)
     label_sets = [set(ex.intents) for ex in examples]
+    # A stem counts the words it fires on, but is only offered as a keyword when it is a word
+    # itself: "play" (seen alone) is a keyword, "weath" (from "weather") is not.
+    vocabulary = {token for ex in examples for token in _LATIN_TOKEN.findall(ex.text.lower())}
 
     # Per label: candidates that pass support and precision, as (support, precision).
     kept: dict[str, dict[str, tuple[int, float]]] = {name: {} for name in labels}
     for gram, docs in docs_with.items():
-        if len(docs) < min_support:
+        if len(docs) < min_support or not _is_word_ending(gram, vocabulary):
             continue
         per_label: Counter[str] = Counter(name for d in docs for name in label_sets[d])
         for name, support in per_label.items():
@@ -223,6 +226,13 @@ def mine_keywords(
                 chosen.append(gram)
         out[name] = chosen
     return out
+
+
+def _is_word_ending(gram: str, vocabulary: set[str]) -> bool:
+    if _CJK_RUN.search(gram):
+        return True
+    last = gram.rsplit(" ", 1)[-1]
+    return last in vocabulary and (" " in gram or len(last) >= 2)
 
 
 def _contains(gram: str, keyword: str) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,10 @@ class NeuralClassifier:
         model.config.label2id = {name: i for i, name in enumerate(self.labels)}
         lora_config = build_lora_config(self.config.lora, model, token_indices=token_ids)
         self._tokenizer = tokenizer
-        self._peft = peft.get_peft_model(model, lora_config).to(resolve_device(self.device))
+        with warnings.catch_warnings():
+            # peft calls a transformers method that transformers 5 has renamed; nothing for us to fix.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            self._peft = peft.get_peft_model(model, lora_config).to(resolve_device(self.device))
         self._model = self._peft
         self._adapter_state = None
         self._max_length = max_positions(model, self.config.max_length)
@@ -186,7 +190,9 @@ class NeuralClassifier:
             for name, param in model.named_parameters():
                 if _TOKEN_ROWS in name:
                     param.copy_(param.half().float())
-        state = peft.get_peft_model_state_dict(model)
+        # save_embedding_layers=False: the added rows are saved as token deltas; the full resized
+        # matrix (50 MB for MiniLM) must not be.
+        state = peft.get_peft_model_state_dict(model, save_embedding_layers=False)
         self._adapter_state = {k: v.detach().to("cpu").clone().contiguous() for k, v in state.items()}
         model.eval()
         self._model = model.merge_and_unload()
@@ -248,7 +254,7 @@ class NeuralClassifier:
         """Write the model directory (atomically: an interrupted save leaves the old one intact)."""
         from tokenflow_rag._io import atomic_directory
 
-        target = _checked_target(Path(directory))
+        target = check_output_dir(Path(directory))
         with atomic_directory(target) as tmp:
             self.write_files(tmp, {"neural": self.calibration.to_dict()})
 
@@ -323,7 +329,7 @@ class NeuralClassifier:
             state = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise ModelLoadError(f"{path} is not a readable safetensors file ({exc}); re-run tokenflow train") from exc
-        expected = peft.get_peft_model_state_dict(self._peft)
+        expected = peft.get_peft_model_state_dict(self._peft, save_embedding_layers=False)
         missing = sorted(set(expected) - set(state))
         unexpected = sorted(set(state) - set(expected))
         wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
@@ -336,7 +342,7 @@ class NeuralClassifier:
         peft.set_peft_model_state_dict(self._peft, {k: v.float().to(device) for k, v in state.items()})
 
 
-def _checked_target(target: Path) -> Path:
+def check_output_dir(target: Path) -> Path:
     """Refuse to replace a non-empty directory that is not a model (``--out .`` must not wipe a project)."""
     if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / MODEL_FILE).is_file())):
         raise ConfigError(f"{target} exists and is not a tokenflow model directory; choose a new or empty directory")

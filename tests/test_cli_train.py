@@ -1,0 +1,100 @@
+"""``tokenflow train`` and ``tokenflow classify`` end to end, on a tiny random backbone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from tokenflow_rag.classifiers.backbone import make_tiny_backbone  # noqa: E402
+from tokenflow_rag.cli import main  # noqa: E402
+
+ROWS = [
+    {"text": "退款多久到账", "intents": ["refund"]},
+    {"text": "refund my money back", "intents": ["refund"]},
+    {"text": "I want my money back", "intents": ["refund"]},
+    {"text": "支付失败怎么办", "intents": ["payment"]},
+    {"text": "how do I pay by card", "intents": ["payment"]},
+    {"text": "can I pay with paypal", "intents": ["payment"]},
+    {"text": "快递到哪了，顺便短信通知我", "intents": ["shipping", "notification"]},
+    {"text": "where is my package, text me", "intents": ["shipping", "notification"]},
+    {"text": "你好", "intents": []},
+    {"text": "good morning", "intents": []},
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("cli")
+    backbone = make_tiny_backbone(root / "backbone", "bert")
+    data = root / "train.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS), encoding="utf-8")
+    out = root / "model"
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        rc = main(["train", str(data), "--out", str(out), "--backbone", str(backbone), "--epochs", "1", "--batch-size", "4", "--dev-fraction", "0.3", "--json"])
+    assert rc == 0
+    return out, json.loads(buffer.getvalue())
+
+
+def test_train_writes_safetensors_and_json_only(trained: tuple[Path, dict]) -> None:
+    out, summary = trained
+    assert {p.suffix for p in out.iterdir()} == {".json", ".safetensors"}
+    assert summary["examples"] == len(ROWS) and summary["train_examples"] + summary["dev_examples"] == len(ROWS)
+    assert set(summary["dev"]) >= {"rules", "neural", "hybrid"}
+    assert summary["size_bytes"] > 0 and summary["epochs_run"] == 1
+
+
+def test_classify_json_shows_scores_intents_and_components(trained: tuple[Path, dict], capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = trained
+    assert main(["classify", "退款多久到账，短信也没收到", "--model", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["mode"] == "hybrid"
+    assert set(data) >= {"intents", "scores", "confidence", "components", "contributions", "evidence"}
+    assert set(data["components"]) == {"rules", "neural"}
+    refund = data["contributions"]["refund"]
+    assert refund["rules"] == pytest.approx(0.3 * data["components"]["rules"]["refund"], abs=1e-3)
+    assert main(["classify", "退款", "--model", str(out)]) == 0
+    assert "intents:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", ["rules", "neural"])
+def test_classify_modes(trained: tuple[Path, dict], capsys: pytest.CaptureFixture[str], mode: str) -> None:
+    out, _ = trained
+    assert main(["classify", "I never got the refund", "--model", str(out), "--mode", mode, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data["components"]) == {mode}
+    assert data["mode"] == mode
+
+
+def test_train_bad_data_names_row_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"text": "ok", "intents": []}\n{"text": "x", "intents": "payment"}\n', encoding="utf-8")
+    assert main(["train", str(data), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "line 2, field 'intents'" in err and "Traceback" not in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_refuses_to_overwrite_a_non_model_directory(trained: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "keep.txt").write_text("precious", encoding="utf-8")
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS), encoding="utf-8")
+    backbone = trained[0].parent / "backbone"
+    assert main(["train", str(data), "--out", str(tmp_path), "--backbone", str(backbone), "--epochs", "1"]) == 2
+    assert "not a tokenflow model directory" in capsys.readouterr().err
+    assert (tmp_path / "keep.txt").read_text(encoding="utf-8") == "precious"
+
+
+def test_classify_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["classify", "refund", "--model", str(tmp_path / "none"), "--mode", "neural"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["classify", "  ", "--mode", "rules"]) == 2
+    assert "TEXT is empty" in capsys.readouterr().err

@@ -1,0 +1,166 @@
+"""Hybrid classifier: fusion, calibrated thresholds, and degrading to rules instead of crashing."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from tokenflow_rag.classifiers.backbone import make_tiny_backbone  # noqa: E402
+from tokenflow_rag.classifiers.calibration import Calibration, IntentCalibration  # noqa: E402
+from tokenflow_rag.classifiers.hybrid import HybridClassifier, HybridConfig, load_default_hybrid  # noqa: E402
+from tokenflow_rag.classifiers.neural import NeuralConfig, default_model_dir  # noqa: E402
+from tokenflow_rag.classifiers.rules import RuleClassifier  # noqa: E402
+from tokenflow_rag.classifiers.trainer import IntentTrainer, TrainingArguments  # noqa: E402
+from tokenflow_rag.errors import ConfigError, ModelLoadError  # noqa: E402
+from tokenflow_rag.evaluation.datasets import LabeledText  # noqa: E402
+from tokenflow_rag.taxonomy import Taxonomy, default_taxonomy  # noqa: E402
+
+ROWS = [
+    LabeledText("退款多久到账", ("refund",)),
+    LabeledText("refund my money back", ("refund",)),
+    LabeledText("支付失败怎么办", ("payment",)),
+    LabeledText("how do I pay by card", ("payment",)),
+    LabeledText("快递到哪了 and send me an sms", ("notification", "shipping")),
+    LabeledText("你好", ()),
+]
+TEXTS = ["退款多久到账? I also never got the SMS", "hello there", "库存", "x" * 3000]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    backbone = make_tiny_backbone(tmp_path_factory.mktemp("bert"), "bert")
+    config = NeuralConfig(backbone=str(backbone), cjk_vocab=60, max_length=16)
+    args = TrainingArguments(epochs=1, batch_size=3, progress=False)
+    hybrid = IntentTrainer(default_taxonomy(), config, args).train(ROWS, ROWS[:4])
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    hybrid.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def hybrid(model_dir: Path) -> HybridClassifier:
+    return HybridClassifier.from_pretrained(model_dir, strict=True)
+
+
+def test_scores_are_calibrated_fusion_of_both_components(hybrid: HybridClassifier) -> None:
+    for p in hybrid.predict(TEXTS):
+        assert set(p.components) == {"rules", "neural"}
+        for name, score in p.scores.items():
+            assert 0.0 <= score <= 1.0
+            fused = 0.3 * p.components["rules"][name] + 0.7 * p.components["neural"][name]
+            assert math.isclose(score, hybrid.calibration.intents[name].apply(fused), rel_tol=1e-9)
+    first = hybrid.predict(TEXTS[:1])[0]
+    assert first.evidence["refund"][0] == "退款"  # rule keywords are the evidence
+
+
+def test_none_only_when_no_intent_passes(hybrid: HybridClassifier) -> None:
+    thresholds = hybrid.calibration.thresholds
+    for p in hybrid.predict(TEXTS):
+        passing = {n for n, s in p.scores.items() if s >= thresholds[n]}
+        assert set(p.intents) == passing
+        assert p.is_none == (not passing)
+
+
+def test_thresholds_are_per_intent_and_saved(model_dir: Path, hybrid: HybridClassifier) -> None:
+    saved = json.loads((model_dir / "calibration.json").read_text())
+    assert saved["hybrid"]["rule_weight"] == 0.3 and saved["hybrid"]["neural_weight"] == 0.7
+    assert set(saved["hybrid"]["intents"]) == set(default_taxonomy().names)
+    assert set(saved["neural"]) == set(default_taxonomy().names)
+    assert hybrid.calibration == Calibration.from_dict(saved["hybrid"]["intents"])
+
+
+def _one_warning(action):  # type: ignore[no-untyped-def]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = action()
+    relevant = [w for w in caught if "keyword rules only" in str(w.message)]
+    assert len(relevant) == 1, [str(w.message) for w in caught]
+    return result, str(relevant[0].message)
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt_weights", "corrupt_json", "other_taxonomy"])
+def test_broken_model_degrades_to_rules_with_one_warning(model_dir: Path, tmp_path: Path, damage: str) -> None:
+    import shutil
+
+    target = tmp_path / "m"
+    shutil.copytree(model_dir, target)
+    taxonomy = None
+    if damage == "missing":
+        shutil.rmtree(target)
+    elif damage == "corrupt_weights":
+        (target / "adapter_model.safetensors").write_bytes(b"\x00" * 64)
+    elif damage == "corrupt_json":
+        (target / "tokenflow_model.json").write_text("{", encoding="utf-8")
+    else:
+        taxonomy = Taxonomy.from_dict({"name": "hotel", "intents": {"parking": {"keywords": ["parking"]}}})
+
+    def load_and_serve():  # type: ignore[no-untyped-def]
+        clf = HybridClassifier.from_pretrained(target, taxonomy)
+        return clf, clf.predict(["where can I park my car", "退款"]) + clf.predict(["refund"])
+
+    (clf, predictions), message = _one_warning(load_and_serve)
+    assert clf.is_degraded and len(predictions) == 3
+    rules = RuleClassifier(clf.taxonomy)
+    assert predictions[0] == rules.predict(["where can I park my car"])[0]
+    with pytest.raises(ModelLoadError):
+        HybridClassifier.from_pretrained(target, taxonomy, strict=True)
+
+
+def test_inference_failure_degrades_once(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clf = HybridClassifier.from_pretrained(model_dir)
+
+    def boom(texts):  # type: ignore[no-untyped-def]
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(clf.neural, "raw_scores", boom)
+    (first, second), message = _one_warning(lambda: (clf.predict(["退款"]), clf.predict(["退款"])))
+    assert "out of memory" in message and first == second
+    assert first[0].intents == ("refund",)
+
+
+def test_hybrid_config_validated() -> None:
+    assert HybridConfig(rule_weight=0.5, neural_weight=0.5).rule_weight == 0.5
+    with pytest.raises(ConfigError, match="must be 1"):
+        HybridConfig(rule_weight=0.5)
+    with pytest.raises(ConfigError, match=r"rule_weight must be a number in \[0, 1\]"):
+        HybridConfig(rule_weight=-0.1, neural_weight=1.1)
+    with pytest.raises(ConfigError, match="needs a neural model, rules, or both"):
+        HybridClassifier()
+
+
+def test_load_default_hybrid_other_taxonomy_is_rules() -> None:
+    other = Taxonomy.from_dict({"name": "hotel", "intents": {"parking": {"keywords": ["parking"]}}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert isinstance(load_default_hybrid(other), RuleClassifier)
+
+
+def test_load_default_hybrid_broken_model_is_rules_with_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tokenflow_rag.classifiers.neural as neural_module
+
+    monkeypatch.setattr(neural_module, "default_model_dir", lambda: tmp_path / "gone")
+    clf, _ = _one_warning(load_default_hybrid)
+    assert isinstance(clf, RuleClassifier)
+
+
+@pytest.mark.skipif(not (default_model_dir() / "tokenflow_model.json").is_file(), reason="no shipped model in this checkout")
+def test_shipped_default_model_loads_offline_and_classifies() -> None:
+    clf = load_default_hybrid()
+    assert isinstance(clf, HybridClassifier) and not clf.is_degraded
+    p = clf.predict(["退款多久能到账？另外我没收到短信通知", "How do I reset my password?", "今天天气怎么样"])
+    assert set(p[0].intents) >= {"refund", "notification"}
+    assert p[1].intents == ("user_auth",)
+    assert p[2].is_none
+    assert sum(f.stat().st_size for f in default_model_dir().iterdir()) < 8_000_000
+    assert {f.suffix for f in default_model_dir().iterdir()} <= {".json", ".safetensors"}
+
+
+def test_intent_calibration_identity_by_default() -> None:
+    assert IntentCalibration().apply(0.3) == pytest.approx(0.3)

@@ -1,0 +1,170 @@
+"""Neural classifier on tiny random backbones (BERT with vocabulary extension, Qwen3): seconds, no download."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from tokenflow_rag.classifiers.backbone import make_tiny_backbone  # noqa: E402
+from tokenflow_rag.classifiers.lora import LoraSettings, build_lora_config, find_target_modules  # noqa: E402
+from tokenflow_rag.classifiers.neural import NeuralClassifier, NeuralConfig  # noqa: E402
+from tokenflow_rag.classifiers.trainer import IntentTrainer, TrainingArguments  # noqa: E402
+from tokenflow_rag.errors import ConfigError, ModelLoadError  # noqa: E402
+from tokenflow_rag.evaluation.datasets import LabeledText  # noqa: E402
+from tokenflow_rag.taxonomy import Taxonomy, default_taxonomy  # noqa: E402
+
+ROWS = [
+    LabeledText("退款多久到账", ("refund",)),
+    LabeledText("refund my money back", ("refund",)),
+    LabeledText("支付失败怎么办", ("payment",)),
+    LabeledText("how do I pay by card", ("payment",)),
+    LabeledText("快递到哪了 and send me an sms", ("notification", "shipping")),
+    LabeledText("cancel my order please", ("order_management",)),
+    LabeledText("你好", ()),
+    LabeledText("forgot my login password", ("user_auth",)),
+]
+DEV = [LabeledText("退钱", ("refund",)), LabeledText("pay now", ("payment",)), LabeledText("hello", ())]
+FAST = TrainingArguments(epochs=2, batch_size=4, progress=False, seed=7)
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_backbone(tmp_path_factory.mktemp("bert"), "bert")
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_backbone(tmp_path_factory.mktemp("qwen3"), "qwen3")
+
+
+def _train(backbone: Path, args: TrainingArguments = FAST, cjk_vocab: int = 60):
+    config = NeuralConfig(backbone=str(backbone), cjk_vocab=cjk_vocab, max_length=16)
+    return IntentTrainer(default_taxonomy(), config, args).train(ROWS, DEV).neural
+
+
+@pytest.fixture(scope="module")
+def trained_bert(tiny_bert: Path) -> NeuralClassifier:
+    return _train(tiny_bert)
+
+
+def test_bert_extends_vocabulary_and_scores_in_unit_interval(trained_bert: NeuralClassifier) -> None:
+    assert len(trained_bert.added_chars) > 40  # the tiny vocabulary knows only 4 CJK characters
+    tok = trained_bert._tokenizer
+    char = trained_bert.added_chars[0]
+    assert tok.encode(char, add_special_tokens=False) == [tok.convert_tokens_to_ids(char)] != [tok.unk_token_id]
+    probs = trained_bert.predict_proba(["退款多久到账", "", "📦 emoji \x00 control"])
+    assert probs.shape == (3, 8) and np.all((probs >= 0) & (probs <= 1))
+    prediction = trained_bert.predict(["退款"])[0]
+    assert set(prediction.scores) == set(default_taxonomy().names)
+    assert set(prediction.components) == {"neural"}
+
+
+def test_save_load_round_trip_gives_identical_scores(trained_bert: NeuralClassifier, tmp_path: Path) -> None:
+    trained_bert.save_pretrained(tmp_path / "model")
+    files = sorted(p.name for p in (tmp_path / "model").iterdir())
+    assert files == ["adapter_model.safetensors", "calibration.json", "tokenflow_model.json"]
+    loaded = NeuralClassifier.from_pretrained(tmp_path / "model")
+    texts = [r.text for r in ROWS + DEV]
+    np.testing.assert_array_equal(loaded.raw_scores(texts), trained_bert.raw_scores(texts))
+    assert loaded.calibration == trained_bert.calibration
+    assert loaded.predict(texts) == trained_bert.predict(texts)
+
+
+def test_same_seed_same_model_other_seed_differs(tiny_bert: Path, trained_bert: NeuralClassifier) -> None:
+    texts = [r.text for r in ROWS]
+    again = _train(tiny_bert)
+    np.testing.assert_array_equal(again.raw_scores(texts), trained_bert.raw_scores(texts))
+    other = _train(tiny_bert, TrainingArguments(epochs=2, batch_size=4, progress=False, seed=8))
+    assert not np.array_equal(other.raw_scores(texts), trained_bert.raw_scores(texts))
+
+
+def test_merging_for_inference_keeps_scores(tiny_bert: Path) -> None:
+    neural = NeuralClassifier(default_taxonomy(), NeuralConfig(backbone=str(tiny_bert), cjk_vocab=60)).build(seed=1)
+    texts = [r.text for r in ROWS]
+    before = neural.raw_scores(texts)
+    neural.finalize()
+    np.testing.assert_allclose(neural.raw_scores(texts), before, atol=1e-3)  # float16 character rows
+
+
+def test_long_text_is_truncated_not_rejected(trained_bert: NeuralClassifier) -> None:
+    text = "退款 refund " * 20_000
+    assert trained_bert.predict([text])[0].scores.keys() == set(default_taxonomy().names)
+
+
+def test_qwen3_backbone_trains_saves_and_loads(tiny_qwen3: Path, tmp_path: Path) -> None:
+    neural = _train(tiny_qwen3)
+    assert neural.added_chars == ()  # byte-level BPE reads Chinese already
+    assert neural.metadata["epochs_run"] >= 1
+    texts = [r.text for r in ROWS] + ["x" * 5000]
+    neural.save_pretrained(tmp_path / "qwen")
+    loaded = NeuralClassifier.from_pretrained(tmp_path / "qwen")
+    np.testing.assert_array_equal(loaded.raw_scores(texts), neural.raw_scores(texts))
+
+
+def test_target_modules_found_for_bert_and_qwen3(tiny_bert: Path, tiny_qwen3: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    bert = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+    qwen = AutoModelForSequenceClassification.from_pretrained(tiny_qwen3, num_labels=2)
+    assert find_target_modules(bert) == ("query", "value")
+    assert find_target_modules(qwen) == ("q_proj", "v_proj")
+    assert build_lora_config(LoraSettings(r=2), qwen).target_modules == {"q_proj", "v_proj"}
+    with pytest.raises(ConfigError, match=r"target_modules \['nope'\] are not linear layers.*choose from"):
+        build_lora_config(LoraSettings(target_modules=["nope"]), bert)
+    import torch
+
+    with pytest.raises(ConfigError, match="pass target_modules"):
+        find_target_modules(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [({"r": 0}, "r must be"), ({"dropout": 1.0}, "dropout"), ({"target_modules": "query"}, "list of layer names")],
+)
+def test_lora_settings_validated(kwargs: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        LoraSettings(**kwargs)
+
+
+def test_config_validated() -> None:
+    with pytest.raises(ConfigError, match="max_length"):
+        NeuralConfig(max_length=2)
+    with pytest.raises(ConfigError, match="cjk_vocab"):
+        NeuralConfig(cjk_vocab=-1)
+    with pytest.warns(UserWarning, match="unknown LoRA setting"):
+        assert NeuralConfig(lora={"r": 4, "bogus": 1}).lora.r == 4
+
+
+def test_other_taxonomy_and_missing_files_raise_model_load_error(trained_bert: NeuralClassifier, tmp_path: Path) -> None:
+    trained_bert.save_pretrained(tmp_path / "m")
+    other = Taxonomy.from_dict({"name": "hotel", "intents": {"parking": {"keywords": ["parking"]}}})
+    with pytest.raises(ModelLoadError, match=r"trained for taxonomy 'business'.*given \('hotel'\) defines \['parking'\]"):
+        NeuralClassifier.from_pretrained(tmp_path / "m", other)
+    (tmp_path / "m" / "adapter_model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelLoadError, match="not a readable safetensors file"):
+        NeuralClassifier.from_pretrained(tmp_path / "m")
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        NeuralClassifier.from_pretrained(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="not a tokenflow model directory"):
+        trained_bert.save_pretrained(tmp_path)  # non-empty, not a model: never wiped
+
+
+def test_unavailable_backbone_is_a_clear_error() -> None:
+    with pytest.raises(ModelLoadError, match="cannot be loaded offline"):
+        NeuralClassifier(config=NeuralConfig(backbone="no-such-org/no-such-model")).build()
+
+
+def test_importing_the_neural_modules_does_not_load_torch() -> None:
+    code = (
+        "import sys, tokenflow_rag.classifiers.hybrid, tokenflow_rag.classifiers.neural, "
+        "tokenflow_rag.classifiers.trainer, tokenflow_rag.cli.train; "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,148 @@
+"""``tokenflow train`` (fit the neural intent model and calibrate the hybrid) and ``tokenflow classify``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tokenflow_rag.cli import emit
+
+
+def register(sub: Any) -> None:
+    train = sub.add_parser(
+        "train",
+        help="train the neural intent classifier (LoRA) on labelled texts and calibrate the hybrid",
+        description="DATA: JSONL rows {\"text\": ..., \"intents\": [...]} ([] = no intent) or CSV with header "
+        "text,intents (intents separated by | or ;). A dev split is held out for early stopping and calibration.",
+    )
+    train.add_argument("data", nargs="+", metavar="DATA", help=".jsonl or .csv training file(s)")
+    train.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory to write the model to")
+    train.add_argument("--taxonomy", help="taxonomy YAML (default: the business taxonomy)")
+    train.add_argument("--backbone", help="model folder or cached hub id (default: the packaged all-MiniLM-L6-v2)")
+    train.add_argument("--epochs", type=int, default=8, help="most epochs (early stopping on dev micro-F1; default 8)")
+    train.add_argument("--seed", type=int, default=13, help="random seed: same data + seed = same model (default 13)")
+    train.add_argument("--dev-fraction", type=float, default=0.15, help="share held out as dev (default 0.15)")
+    train.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32)")
+    train.add_argument("--lr", type=float, default=5e-3, help="peak learning rate of LoRA, pooler and head (default 5e-3)")
+    train.add_argument("--device", default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, mps")
+    train.add_argument("--json", action="store_true", help="machine-readable summary")
+    train.set_defaults(func=_train)
+
+    classify = sub.add_parser("classify", help="classify one text: intents, per-intent scores, what each component said")
+    classify.add_argument("text", metavar="TEXT")
+    classify.add_argument("--model", metavar="MODEL_DIR", help="trained model directory (default: the shipped model)")
+    classify.add_argument("--taxonomy", help="taxonomy YAML (default: the one saved with the model)")
+    classify.add_argument("--mode", choices=("rules", "neural", "hybrid"), default="hybrid", help="which classifier (default hybrid)")
+    classify.add_argument("--json", action="store_true", help="machine-readable output")
+    classify.set_defaults(func=_classify)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tokenflow_rag.classifiers.neural import NeuralConfig
+    from tokenflow_rag.classifiers.trainer import IntentTrainer, TrainingArguments
+    from tokenflow_rag.classifiers.training_data import load_training_data
+    from tokenflow_rag.taxonomy import load_taxonomy
+
+    from tokenflow_rag.classifiers.neural import check_output_dir
+
+    check_output_dir(Path(args.out))  # fail before training, not after
+    taxonomy = load_taxonomy(args.taxonomy)
+    examples = load_training_data(args.data, taxonomy)
+    config = NeuralConfig(backbone=args.backbone) if args.backbone else NeuralConfig()
+    training = TrainingArguments(
+        epochs=args.epochs,
+        seed=args.seed,
+        dev_fraction=args.dev_fraction,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        device=args.device,
+        progress=sys.stderr.isatty(),
+    )
+    start = time.perf_counter()
+    hybrid = IntentTrainer(taxonomy, config, training).train(examples)
+    hybrid.save_pretrained(args.out)
+    info = hybrid.neural.metadata
+    out = Path(args.out)
+    summary = {
+        "out": str(out),
+        "examples": len(examples),
+        "train_examples": info["train_examples"],
+        "dev_examples": info["dev_examples"],
+        "epochs_run": info["epochs_run"],
+        "best_epoch": info["best_epoch"],
+        "seconds": round(time.perf_counter() - start, 1),
+        "size_bytes": sum(p.stat().st_size for p in out.iterdir() if p.is_file()),
+        "dev": info["dev"],
+        "thresholds": hybrid.calibration.thresholds,
+    }
+    emit(summary, as_json=args.json, text=_format_train)
+    return 0
+
+
+def _format_train(s: dict[str, Any]) -> str:
+    lines = [
+        f"trained on {s['train_examples']} examples, dev {s['dev_examples']}; "
+        f"{s['epochs_run']} epochs (best {s['best_epoch']}) in {s['seconds']} s",
+        f"model written to {s['out']} ({s['size_bytes'] / 1e6:.1f} MB)",
+        "dev (thresholds calibrated on dev):   micro-F1   exact match",
+    ]
+    for name in ("rules", "neural", "hybrid"):
+        m = s["dev"][name]
+        lines.append(f"  {name:<34}{m['micro_f1']:>8.3f}{m['exact_match']:>14.3f}")
+    return "\n".join(lines)
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from tokenflow_rag.classifiers.hybrid import HybridClassifier, load_default_hybrid
+    from tokenflow_rag.classifiers.neural import NeuralClassifier, default_model_dir
+    from tokenflow_rag.classifiers.rules import RuleClassifier
+    from tokenflow_rag.errors import InvalidQueryError
+    from tokenflow_rag.taxonomy import load_taxonomy
+
+    if not args.text.strip():
+        raise InvalidQueryError("TEXT is empty; pass the text to classify, e.g. tokenflow classify \"退款多久到账\"")
+    taxonomy = load_taxonomy(args.taxonomy) if args.taxonomy else None
+    model_dir = Path(args.model) if args.model else default_model_dir()
+    clf: Any
+    if args.mode == "rules":
+        clf = RuleClassifier(taxonomy)
+    elif args.mode == "neural":
+        clf = NeuralClassifier.from_pretrained(model_dir, taxonomy)
+    elif args.model:
+        clf = HybridClassifier.from_pretrained(model_dir, taxonomy)  # warns and uses rules if broken
+    else:
+        clf = load_default_hybrid(taxonomy)
+    prediction = clf.predict([args.text])[0]
+    data = prediction.to_dict()
+    data["text"] = args.text
+    data["mode"] = args.mode if not getattr(clf, "is_degraded", False) and not isinstance(clf, RuleClassifier) else "rules"
+    data["contributions"] = _contributions(clf, prediction)
+    emit(data, as_json=args.json, text=_format_classify)
+    return 0
+
+
+def _contributions(clf: Any, prediction: Any) -> dict[str, dict[str, float]]:
+    """How much each component added to each intent's fused (pre-calibration) score."""
+    weights = {"rules": 1.0, "neural": 1.0}
+    config = getattr(clf, "config", None)
+    if hasattr(config, "rule_weight"):
+        weights = {"rules": config.rule_weight, "neural": config.neural_weight}
+    return {
+        name: {part: round(weights.get(part, 1.0) * table[name], 4) for part, table in prediction.components.items()}
+        for name in prediction.scores
+    }
+
+
+def _format_classify(d: dict[str, Any]) -> str:
+    chosen = ", ".join(d["intents"]) or "none"
+    lines = [f"intents: {chosen}   (confidence {d['confidence']:.3f}, mode {d['mode']})"]
+    parts = sorted({p for c in d["contributions"].values() for p in c})
+    lines.append(f"  {'intent':<18}{'score':>7}" + "".join(f"{p:>9}" for p in parts) + "  evidence")
+    for name, score in sorted(d["scores"].items(), key=lambda kv: -kv[1]):
+        mark = "*" if name in d["intents"] else " "
+        row = "".join(f"{d['contributions'][name].get(p, 0.0):>9.3f}" for p in parts)
+        lines.append(f"{mark} {name:<18}{score:>7.3f}{row}  {', '.join(d['evidence'].get(name, []))}")
+    return "\n".join(lines)
