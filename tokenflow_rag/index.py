@@ -45,19 +45,35 @@ def build_index(
     *,
     embedder: Embedder | str | None = None,
     classifier: IntentClassifier | None = None,
+    tagger: IntentClassifier | None = None,
     tag_min_score: float = 0.5,
     progress: bool = True,
     **retriever_options: Any,
 ) -> IntentRetriever:
-    """Tag ``chunks`` (user tags win), embed them into a :class:`FaissStore`, return a retriever over it."""
+    """Tag ``chunks`` (user tags win), embed them into a :class:`FaissStore`, return a retriever over it.
+
+    Args:
+        chunks: The corpus.
+        embedder: Embedder name or instance (default: the multilingual default).
+        classifier: Classifies queries (default: :func:`load_default_classifier`).
+        tagger: Tags documents. Default: keyword rules over the classifier's taxonomy, because the
+            neural model learned from short queries and long documents are outside what it saw.
+        tag_min_score: Score a document needs for a tag.
+        progress: Progress bars while tagging and embedding.
+        **retriever_options: Passed to :class:`IntentRetriever` (policy, token_budget ...).
+    """
     if not chunks:
         raise ConfigError("build_index needs at least one chunk")
     if classifier is None:
         from tokenflow_rag.classifiers import load_default_classifier
 
         classifier = load_default_classifier()
+    if tagger is None:
+        from tokenflow_rag.classifiers.rules import RuleClassifier
+
+        tagger = RuleClassifier(classifier.taxonomy)
     embedder = get_embedder(embedder)
-    tagged = tag_chunks(chunks, classifier, min_score=tag_min_score, progress=progress)
+    tagged = tag_chunks(chunks, tagger, min_score=tag_min_score, progress=progress)
     store = FaissStore()
     store.add(tagged, embed_chunks(embedder, tagged, progress=progress))
     return IntentRetriever(store, embedder, classifier, **retriever_options)
