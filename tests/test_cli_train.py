@@ -39,7 +39,23 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        rc = main(["train", str(data), "--out", str(out), "--backbone", str(backbone), "--epochs", "1", "--batch-size", "4", "--dev-fraction", "0.3", "--json"])
+        rc = main(
+            [
+                "train",
+                str(data),
+                "--out",
+                str(out),
+                "--backbone",
+                str(backbone),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--dev-fraction",
+                "0.3",
+                "--json",
+            ]
+        )
     assert rc == 0
     return out, json.loads(buffer.getvalue())
 
@@ -52,7 +68,9 @@ def test_train_writes_safetensors_and_json_only(trained: tuple[Path, dict]) -> N
     assert summary["size_bytes"] > 0 and summary["epochs_run"] == 1
 
 
-def test_classify_json_shows_scores_intents_and_components(trained: tuple[Path, dict], capsys: pytest.CaptureFixture[str]) -> None:
+def test_classify_json_shows_scores_intents_and_components(
+    trained: tuple[Path, dict], capsys: pytest.CaptureFixture[str]
+) -> None:
     out, _ = trained
     assert main(["classify", "退款多久到账，短信也没收到", "--model", str(out), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -83,7 +101,9 @@ def test_train_bad_data_names_row_and_field(tmp_path: Path, capsys: pytest.Captu
     assert not (tmp_path / "m").exists()
 
 
-def test_train_refuses_to_overwrite_a_non_model_directory(trained: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_refuses_to_overwrite_a_non_model_directory(
+    trained: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "keep.txt").write_text("precious", encoding="utf-8")
     data = tmp_path / "train.jsonl"
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS), encoding="utf-8")

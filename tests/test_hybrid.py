@@ -142,7 +142,9 @@ def test_load_default_hybrid_other_taxonomy_is_rules() -> None:
         assert isinstance(load_default_hybrid(other), RuleClassifier)
 
 
-def test_load_default_hybrid_broken_model_is_rules_with_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_default_hybrid_broken_model_is_rules_with_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import tokenflow_rag.classifiers.neural as neural_module
 
     monkeypatch.setattr(neural_module, "default_model_dir", lambda: tmp_path / "gone")
@@ -150,7 +152,9 @@ def test_load_default_hybrid_broken_model_is_rules_with_warning(tmp_path: Path, 
     assert isinstance(clf, RuleClassifier)
 
 
-@pytest.mark.skipif(not (default_model_dir() / "tokenflow_model.json").is_file(), reason="no shipped model in this checkout")
+@pytest.mark.skipif(
+    not (default_model_dir() / "tokenflow_model.json").is_file(), reason="no shipped model in this checkout"
+)
 def test_shipped_default_model_loads_offline_and_classifies() -> None:
     clf = load_default_hybrid()
     assert isinstance(clf, HybridClassifier) and not clf.is_degraded

@@ -142,10 +142,14 @@ def test_config_validated() -> None:
         assert NeuralConfig(lora={"r": 4, "bogus": 1}).lora.r == 4
 
 
-def test_other_taxonomy_and_missing_files_raise_model_load_error(trained_bert: NeuralClassifier, tmp_path: Path) -> None:
+def test_other_taxonomy_and_missing_files_raise_model_load_error(
+    trained_bert: NeuralClassifier, tmp_path: Path
+) -> None:
     trained_bert.save_pretrained(tmp_path / "m")
     other = Taxonomy.from_dict({"name": "hotel", "intents": {"parking": {"keywords": ["parking"]}}})
-    with pytest.raises(ModelLoadError, match=r"trained for taxonomy 'business'.*given \('hotel'\) defines \['parking'\]"):
+    with pytest.raises(
+        ModelLoadError, match=r"trained for taxonomy 'business'.*given \('hotel'\) defines \['parking'\]"
+    ):
         NeuralClassifier.from_pretrained(tmp_path / "m", other)
     (tmp_path / "m" / "adapter_model.safetensors").write_bytes(b"garbage")
     with pytest.raises(ModelLoadError, match="not a readable safetensors file"):

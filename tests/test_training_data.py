@@ -18,14 +18,20 @@ TAX = default_taxonomy()
 
 def _jsonl(tmp_path: Path, rows: list, name: str = "train.jsonl") -> Path:
     path = tmp_path / name
-    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    path.write_text(
+        "\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8"
+    )
     return path
 
 
 def test_reads_jsonl_and_csv(tmp_path: Path) -> None:
     jsonl = _jsonl(
         tmp_path,
-        [{"text": "退款多久到账", "intents": ["refund"]}, {"text": "hello", "intents": []}, {"text": "hi", "intents": ["none"]}],
+        [
+            {"text": "退款多久到账", "intents": ["refund"]},
+            {"text": "hello", "intents": []},
+            {"text": "hi", "intents": ["none"]},
+        ],
     )
     csv = tmp_path / "more.csv"
     csv.write_text('text,intents\n"pay, then ship",payment|shipping\nwhere is my coupon,promotion\n', encoding="utf-8")
@@ -56,7 +62,14 @@ def test_bad_jsonl_rows_name_line_and_field(tmp_path: Path, row: object, needle:
 
 
 def test_duplicate_rows_name_both_lines(tmp_path: Path) -> None:
-    path = _jsonl(tmp_path, [{"text": "Refund  me", "intents": ["refund"]}, {"text": "x", "intents": []}, {"text": "refund me", "intents": []}])
+    path = _jsonl(
+        tmp_path,
+        [
+            {"text": "Refund  me", "intents": ["refund"]},
+            {"text": "x", "intents": []},
+            {"text": "refund me", "intents": []},
+        ],
+    )
     with pytest.raises(DataFormatError, match=r"line 3, field 'text': duplicate of .*line 1"):
         load_training_data(path, TAX)
 

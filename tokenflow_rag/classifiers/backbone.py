@@ -121,13 +121,26 @@ def extend_vocabulary(tokenizer: Any, model: Any, chars: Sequence[str], *, init:
     if init:
         weight = model.get_input_embeddings().weight
         with torch.no_grad():
-            known = [i for token, i in tokenizer.get_vocab().items() if i < before and len(token) == 1 and is_cjk(token)]
+            known = [
+                i for token, i in tokenizer.get_vocab().items() if i < before and len(token) == 1 and is_cjk(token)
+            ]
             reference = weight[known] if len(known) >= 8 else weight[:before]
             mean, std = reference.mean(dim=0), reference.std(dim=0)
             generator = torch.Generator().manual_seed(len(chars))
             noise = torch.randn(len(ids), weight.shape[1], generator=generator, dtype=weight.dtype)
             weight[before:] = mean + 0.5 * std * noise
     return ids
+
+
+def resolve_device(device: str | None) -> str:
+    """``"auto"``/``None``: CUDA, then Apple MPS, then CPU; otherwise ``device`` as given."""
+    torch = require("torch")
+    if device not in (None, "auto"):
+        return str(device)
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else "cpu"
 
 
 @contextlib.contextmanager
@@ -200,7 +213,8 @@ def make_tiny_backbone(directory: str | Path, architecture: str = "bert", *, see
 
     >>> import tempfile
     >>> path = make_tiny_backbone(tempfile.mkdtemp(), "qwen3")  # doctest: +SKIP
-    >>> NeuralConfig(backbone=str(path))  # doctest: +SKIP
+    >>> sorted(p.name for p in path.glob("*.json"))  # doctest: +SKIP
+    ['config.json', 'tokenizer.json', 'tokenizer_config.json']
     """
     torch = require("torch")
     transformers = require("transformers")
@@ -210,12 +224,44 @@ def make_tiny_backbone(directory: str | Path, architecture: str = "bert", *, see
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     if architecture == "bert":
-        words = "pay payment refund money back order cancel ship package sms email login password stock coupon".split()
-        vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz", *words, "的", "了", "是", "我"]
+        words = [
+            "pay",
+            "payment",
+            "refund",
+            "money",
+            "back",
+            "order",
+            "cancel",
+            "ship",
+            "package",
+            "sms",
+            "email",
+            "login",
+            "password",
+            "stock",
+            "coupon",
+        ]
+        vocab = [
+            "[PAD]",
+            "[UNK]",
+            "[CLS]",
+            "[SEP]",
+            "[MASK]",
+            *"abcdefghijklmnopqrstuvwxyz",
+            *words,
+            "的",
+            "了",
+            "是",
+            "我",
+        ]
         tokenizer = transformers.BertTokenizer(vocab={token: i for i, token in enumerate(vocab)})
         config = transformers.BertConfig(
-            vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-            intermediate_size=64, max_position_embeddings=64,
+            vocab_size=len(vocab),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
         )
         model = transformers.BertModel(config)
     else:
@@ -231,9 +277,16 @@ def make_tiny_backbone(directory: str | Path, architecture: str = "bert", *, see
             tokenizer_object=core, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
         )
         config = transformers.Qwen3Config(
-            vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=128,
-            pad_token_id=vocab["<|endoftext|>"], eos_token_id=vocab["<|endoftext|>"],
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            max_position_embeddings=128,
+            pad_token_id=vocab["<|endoftext|>"],
+            eos_token_id=vocab["<|endoftext|>"],
         )
         model = transformers.Qwen3Model(config)
     tokenizer.save_pretrained(directory)

@@ -43,7 +43,9 @@ class IntentCalibration:
 
     def __post_init__(self) -> None:
         if not all(math.isfinite(v) for v in (self.a, self.b, self.threshold)):
-            raise ConfigError(f"calibration values must be finite, got a={self.a}, b={self.b}, threshold={self.threshold}")
+            raise ConfigError(
+                f"calibration values must be finite, got a={self.a}, b={self.b}, threshold={self.threshold}"
+            )
         if not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}")
 

@@ -256,7 +256,9 @@ def _read_hybrid_section(directory: Path) -> tuple[HybridConfig, Calibration]:
 def _saved_taxonomy(directory: Path) -> Taxonomy:
     """The taxonomy stored with a model, if that much of it is readable; else the default one."""
     try:
-        return Taxonomy.from_dict(json.loads((directory / "tokenflow_model.json").read_text(encoding="utf-8"))["taxonomy"])
+        return Taxonomy.from_dict(
+            json.loads((directory / "tokenflow_model.json").read_text(encoding="utf-8"))["taxonomy"]
+        )
     except Exception:  # noqa: BLE001 - any damage here means: fall back to the default taxonomy
         return default_taxonomy()
 
@@ -301,5 +303,7 @@ def load_default_hybrid(taxonomy: Taxonomy | str | None = None) -> HybridClassif
     try:
         return HybridClassifier.from_pretrained(default_model_dir(), tax, strict=True)
     except _LOAD_ERRORS as exc:
-        warnings.warn(f"the shipped intent model cannot be used ({exc}); classifying with keyword rules only", stacklevel=2)
+        warnings.warn(
+            f"the shipped intent model cannot be used ({exc}); classifying with keyword rules only", stacklevel=2
+        )
         return RuleClassifier(tax)

@@ -36,6 +36,7 @@ from tokenflow_rag.classifiers.backbone import (
     extend_vocabulary,
     load_backbone,
     max_positions,
+    resolve_device,
 )
 from tokenflow_rag.classifiers.base import register_classifier, select_intents
 from tokenflow_rag.classifiers.calibration import Calibration
@@ -90,18 +91,12 @@ class NeuralConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"backbone": self.backbone, "max_length": self.max_length, "cjk_vocab": self.cjk_vocab, "lora": self.lora.to_dict()}
-
-
-def resolve_device(device: str | None) -> str:
-    """``"auto"``/``None``: CUDA, then Apple MPS, then CPU; otherwise ``device`` as given."""
-    torch = require("torch")
-    if device not in (None, "auto"):
-        return str(device)
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    return "mps" if mps is not None and mps.is_available() else "cpu"
+        return {
+            "backbone": self.backbone,
+            "max_length": self.max_length,
+            "cjk_vocab": self.cjk_vocab,
+            "lora": self.lora.to_dict(),
+        }
 
 
 @register_classifier("neural")
@@ -121,7 +116,9 @@ class NeuralClassifier:
     ('refund',)
     """
 
-    def __init__(self, taxonomy: Taxonomy | str | None = None, config: NeuralConfig | None = None, *, device: str | None = "auto") -> None:
+    def __init__(
+        self, taxonomy: Taxonomy | str | None = None, config: NeuralConfig | None = None, *, device: str | None = "auto"
+    ) -> None:
         self._taxonomy = load_taxonomy(taxonomy)
         self.config = config or NeuralConfig()
         self.device = device
@@ -233,7 +230,7 @@ class NeuralClassifier:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities, shape ``(len(texts), len(labels))``."""
         raw = self.raw_scores(texts)
-        return np.array([[self.calibration.apply({n: float(v)})[n] for n, v in zip(self.labels, row)] for row in raw])
+        return np.array([list(self.calibration.apply(dict(zip(self.labels, map(float, row)))).values()) for row in raw])
 
     def predict(self, texts: Sequence[str]) -> list[IntentPrediction]:
         """Classify each text; ``scores`` are calibrated, ``components["neural"]`` the raw sigmoids."""
@@ -245,7 +242,9 @@ class NeuralClassifier:
             calibrated = self.calibration.apply(scores)
             chosen = select_intents(calibrated, thresholds)
             out.append(
-                IntentPrediction(calibrated, chosen, evidence={i: ("neural",) for i in chosen}, components={"neural": scores})
+                IntentPrediction(
+                    calibrated, chosen, evidence={i: ("neural",) for i in chosen}, components={"neural": scores}
+                )
             )
         return out
 
@@ -281,7 +280,9 @@ class NeuralClassifier:
         atomic_write_text(directory / CALIBRATION_FILE, json.dumps(calibration, indent=1))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, taxonomy: Taxonomy | str | None = None, *, device: str | None = "auto") -> NeuralClassifier:
+    def from_pretrained(
+        cls, directory: str | Path, taxonomy: Taxonomy | str | None = None, *, device: str | None = "auto"
+    ) -> NeuralClassifier:
         """Load a directory written by :meth:`save_pretrained` (or ``tokenflow train``), offline.
 
         Args:
@@ -353,7 +354,9 @@ def read_model_info(directory: Path) -> dict[str, Any]:
     """Read and check ``tokenflow_model.json``."""
     path = directory / MODEL_FILE
     if not directory.is_dir():
-        raise ModelLoadError(f"model directory {directory} does not exist; train one with: tokenflow train DATA --out DIR")
+        raise ModelLoadError(
+            f"model directory {directory} does not exist; train one with: tokenflow train DATA --out DIR"
+        )
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

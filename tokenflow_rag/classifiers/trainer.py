@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from tokenflow_rag._optional import require
+from tokenflow_rag.classifiers.backbone import resolve_device
 from tokenflow_rag.classifiers.hybrid import HybridClassifier, HybridConfig
-from tokenflow_rag.classifiers.neural import NeuralClassifier, NeuralConfig, resolve_device
+from tokenflow_rag.classifiers.neural import NeuralClassifier, NeuralConfig
 from tokenflow_rag.classifiers.rules import RuleClassifier
 from tokenflow_rag.classifiers.training_data import fingerprint, split_dev
 from tokenflow_rag.errors import ConfigError
@@ -132,7 +133,9 @@ class IntentTrainer:
         model = neural.trainable_model
         device = resolve_device(self.args.device)
         texts = [ex.text for ex in train]
-        lengths = [len(ids) for ids in neural._tokenizer(texts, truncation=True, max_length=neural._max_length)["input_ids"]]
+        lengths = [
+            len(ids) for ids in neural._tokenizer(texts, truncation=True, max_length=neural._max_length)["input_ids"]
+        ]
         targets = torch.tensor(self._targets(train, neural.labels), dtype=torch.float32)
         optimizer = torch.optim.AdamW(self._param_groups(model))
         steps_per_epoch = math.ceil(len(train) / self.args.batch_size)
@@ -150,7 +153,11 @@ class IntentTrainer:
             losses = []
             for idx in _length_bucketed_batches(lengths, self.args.batch_size, generator):
                 batch = neural._tokenizer(
-                    [texts[i] for i in idx], truncation=True, max_length=neural._max_length, padding=True, return_tensors="pt"
+                    [texts[i] for i in idx],
+                    truncation=True,
+                    max_length=neural._max_length,
+                    padding=True,
+                    return_tensors="pt",
                 ).to(device)
                 logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets[idx].to(device))
@@ -171,7 +178,9 @@ class IntentTrainer:
             else:
                 stale += 1
                 if stale >= self.args.patience:
-                    logger.info("early stop after epoch %d: best dev micro-F1 %.4f at epoch %d", epoch, best_f1, best_epoch)
+                    logger.info(
+                        "early stop after epoch %d: best dev micro-F1 %.4f at epoch %d", epoch, best_f1, best_epoch
+                    )
                     break
         bar.close()
         if best_state is not None:

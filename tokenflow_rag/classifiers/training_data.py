@@ -89,9 +89,13 @@ def _jsonl_rows(path: Path, raw: str) -> Iterable[tuple[str, Any, Any]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataFormatError(f"{where}: invalid JSON ({exc.msg}, column {exc.colno}); one object per line") from exc
+            raise DataFormatError(
+                f"{where}: invalid JSON ({exc.msg}, column {exc.colno}); one object per line"
+            ) from exc
         if not isinstance(obj, dict):
-            raise DataFormatError(f'{where}: expected an object like {{"text": ..., "intents": [...]}}, got {type(obj).__name__}')
+            raise DataFormatError(
+                f'{where}: expected an object like {{"text": ..., "intents": [...]}}, got {type(obj).__name__}'
+            )
         if "text" not in obj:
             raise DataFormatError(f"{where}, field 'text': missing; every row needs a text")
         if "intents" not in obj:
@@ -112,7 +116,9 @@ def _csv_rows(path: Path, raw: str) -> Iterable[tuple[str, Any, Any]]:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != 2:
-            raise DataFormatError(f"{where}: {len(row)} columns, expected 2 (text,intents); quote texts that contain commas")
+            raise DataFormatError(
+                f"{where}: {len(row)} columns, expected 2 (text,intents); quote texts that contain commas"
+            )
         yield where, row[0], [p.strip() for p in _CSV_SEP.split(row[1]) if p.strip()]
 
 
@@ -139,7 +145,9 @@ def _validate(where: str, text: Any, intents: Any, taxonomy: Taxonomy) -> Labele
     return LabeledText(text.strip(), tuple(names))
 
 
-def split_dev(examples: Sequence[LabeledText], fraction: float, *, seed: int) -> tuple[list[LabeledText], list[LabeledText]]:
+def split_dev(
+    examples: Sequence[LabeledText], fraction: float, *, seed: int
+) -> tuple[list[LabeledText], list[LabeledText]]:
     """Split into ``(train, dev)``, stratified by label set so dev holds every intent and combination.
 
     Each label set (``("payment",)``, ``("payment", "refund")``, ``()`` ...) contributes

@@ -15,7 +15,7 @@ def register(sub: Any) -> None:
     train = sub.add_parser(
         "train",
         help="train the neural intent classifier (LoRA) on labelled texts and calibrate the hybrid",
-        description="DATA: JSONL rows {\"text\": ..., \"intents\": [...]} ([] = no intent) or CSV with header "
+        description='DATA: JSONL rows {"text": ..., "intents": [...]} ([] = no intent) or CSV with header '
         "text,intents (intents separated by | or ;). A dev split is held out for early stopping and calibration.",
     )
     train.add_argument("data", nargs="+", metavar="DATA", help=".jsonl or .csv training file(s)")
@@ -26,27 +26,31 @@ def register(sub: Any) -> None:
     train.add_argument("--seed", type=int, default=13, help="random seed: same data + seed = same model (default 13)")
     train.add_argument("--dev-fraction", type=float, default=0.15, help="share held out as dev (default 0.15)")
     train.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32)")
-    train.add_argument("--lr", type=float, default=5e-3, help="peak learning rate of LoRA, pooler and head (default 5e-3)")
+    train.add_argument(
+        "--lr", type=float, default=5e-3, help="peak learning rate of LoRA, pooler and head (default 5e-3)"
+    )
     train.add_argument("--device", default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, mps")
     train.add_argument("--json", action="store_true", help="machine-readable summary")
     train.set_defaults(func=_train)
 
-    classify = sub.add_parser("classify", help="classify one text: intents, per-intent scores, what each component said")
+    classify = sub.add_parser(
+        "classify", help="classify one text: intents, per-intent scores, what each component said"
+    )
     classify.add_argument("text", metavar="TEXT")
     classify.add_argument("--model", metavar="MODEL_DIR", help="trained model directory (default: the shipped model)")
     classify.add_argument("--taxonomy", help="taxonomy YAML (default: the one saved with the model)")
-    classify.add_argument("--mode", choices=("rules", "neural", "hybrid"), default="hybrid", help="which classifier (default hybrid)")
+    classify.add_argument(
+        "--mode", choices=("rules", "neural", "hybrid"), default="hybrid", help="which classifier (default hybrid)"
+    )
     classify.add_argument("--json", action="store_true", help="machine-readable output")
     classify.set_defaults(func=_classify)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from tokenflow_rag.classifiers.neural import NeuralConfig
+    from tokenflow_rag.classifiers.neural import NeuralConfig, check_output_dir
     from tokenflow_rag.classifiers.trainer import IntentTrainer, TrainingArguments
     from tokenflow_rag.classifiers.training_data import load_training_data
     from tokenflow_rag.taxonomy import load_taxonomy
-
-    from tokenflow_rag.classifiers.neural import check_output_dir
 
     check_output_dir(Path(args.out))  # fail before training, not after
     taxonomy = load_taxonomy(args.taxonomy)
@@ -103,7 +107,7 @@ def _classify(args: argparse.Namespace) -> int:
     from tokenflow_rag.taxonomy import load_taxonomy
 
     if not args.text.strip():
-        raise InvalidQueryError("TEXT is empty; pass the text to classify, e.g. tokenflow classify \"退款多久到账\"")
+        raise InvalidQueryError('TEXT is empty; pass the text to classify, e.g. tokenflow classify "退款多久到账"')
     taxonomy = load_taxonomy(args.taxonomy) if args.taxonomy else None
     model_dir = Path(args.model) if args.model else default_model_dir()
     clf: Any
@@ -118,7 +122,9 @@ def _classify(args: argparse.Namespace) -> int:
     prediction = clf.predict([args.text])[0]
     data = prediction.to_dict()
     data["text"] = args.text
-    data["mode"] = args.mode if not getattr(clf, "is_degraded", False) and not isinstance(clf, RuleClassifier) else "rules"
+    data["mode"] = (
+        args.mode if not getattr(clf, "is_degraded", False) and not isinstance(clf, RuleClassifier) else "rules"
+    )
     data["contributions"] = _contributions(clf, prediction)
     emit(data, as_json=args.json, text=_format_classify)
     return 0
