@@ -64,6 +64,9 @@ def render_report(results_dir: Path, out: Path) -> list[Path]:
                 written.append(png)
             lines += _retrieve_section(result, png, out)
     lines += _not_run(suite)
+    # Hand-written sections (the demo, the retrieval protocol, speed) each carry their own commands.
+    for note in sorted((results_dir / "notes").glob("*.md")):
+        lines += ["", note.read_text(encoding="utf-8").strip(), ""]
     atomic_write_text(Path(out), "\n".join(lines).rstrip() + "\n")
     return [Path(out), *written]
 
@@ -115,7 +118,7 @@ def _summary(classify: Sequence[Mapping[str, Any]], retrieve: Sequence[Mapping[s
     for result in classify:
         bench = result["benchmark"]
         for target in bench.get("targets", []):
-            method = target.get("method", "hybrid")
+            method = target.get("method") or result.get("mode", "hybrid")
             value = _metric(result, method, target["metric"])
             best = _best_other(result, target["metric"])
             if value is None:
@@ -176,7 +179,7 @@ def _classify_section(result: Mapping[str, Any]) -> list[str]:
         lines += [f"- {a['name']}: {a['metric'].replace('_', ' ')} {_fmt(a['value'])} ({a['source']})" for a in anchors]
         lines.append("")
     for target in bench.get("targets", []):
-        method = target.get("method", "hybrid")
+        method = target.get("method") or result.get("mode", "hybrid")
         value = _metric(result, method, target["metric"])
         if target.get("min") is None:
             verdict = f"{method} {_fmt(value)}"
@@ -213,6 +216,9 @@ def _sizes_line(result: Mapping[str, Any], setup: Mapping[str, Any]) -> str:
         )
     if setup.get("keywords_per_intent") is not None:
         parts.append(f"{setup['keywords_per_intent']} mined keywords per intent")
+    load = (result.get("machine") or {}).get("load_average_1m")
+    if load is not None:
+        parts.append(f"1-minute load average when it started: {load}")
     if setup.get("overlap_with_shipped_training_data") is not None:
         parts.append(f"{setup['overlap_with_shipped_training_data']} test texts also in the shipped training data")
     return "Sizes: " + "; ".join(parts) + "."
