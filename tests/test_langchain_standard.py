@@ -11,6 +11,15 @@ from langchain_tests.integration_tests import RetrieversIntegrationTests  # noqa
 
 from tokenflow_rag.integrations.langchain import TokenFlowRetriever  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _rule_default_classifier(monkeypatch):
+    """These tests pin adapter behaviour: the default classifier is the deterministic rules here."""
+    import tokenflow_rag.classifiers as classifiers
+
+    monkeypatch.setattr(classifiers, "load_default_classifier", lambda taxonomy=None: classifiers.RuleClassifier(taxonomy))
+
+
 # The suite's one async test carries no marker of its own: pytest-asyncio (strict mode) runs it under this
 # module mark, which its sync tests merely tolerate.
 pytestmark = [

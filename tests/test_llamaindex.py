@@ -21,6 +21,15 @@ from llama_index.core.vector_stores import SimpleVectorStore  # noqa: E402
 from tokenflow_rag import HashingEmbedder, RuleClassifier  # noqa: E402
 from tokenflow_rag.integrations.llamaindex import TokenFlowRetrievalEvent, TokenFlowRetriever, tag_nodes  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _rule_default_classifier(monkeypatch):
+    """These tests pin adapter behaviour: the default classifier is the deterministic rules here."""
+    import tokenflow_rag.classifiers as classifiers
+
+    monkeypatch.setattr(classifiers, "load_default_classifier", lambda taxonomy=None: classifiers.RuleClassifier(taxonomy))
+
+
 LOGGER = "tokenflow_rag.integrations"
 TEXTS = {
     "ref-1": "Refunds go back to the original card within 5 business days.",
