@@ -398,7 +398,7 @@ def test_a_saved_model_is_scored_with_model(tmp_path: Path) -> None:
     trainer = IntentTrainer(
         default_taxonomy(),
         NeuralConfig(backbone=str(backbone), cjk_vocab=60),
-        TrainingArguments(epochs=1, batch_size=4, progress=False),
+        TrainingArguments(epochs=1, batch_size=4, dev_fraction=0.34, progress=False),
     )
     trainer.train(rows).save_pretrained(tmp_path / "model")
     result = run_classify(
