@@ -79,7 +79,7 @@ class EmbeddingCache:
         index = _read_index(folder)
         todo = list(dict.fromkeys(k for k in keys if k not in index))
         if todo:
-            first_text = {}
+            first_text: dict[str, str] = {}
             for key, text in zip(keys, texts):
                 first_text.setdefault(key, text)
             fresh = _embed(embedder, [first_text[k] for k in todo], batch_size=batch_size, progress=progress, desc=desc)
