@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,7 @@ def trained_bert(tiny_bert: Path) -> NeuralClassifier:
 
 
 def test_bert_extends_vocabulary_and_scores_in_unit_interval(trained_bert: NeuralClassifier) -> None:
-    assert len(trained_bert.added_chars) > 40  # the tiny vocabulary knows only 4 CJK characters
+    assert len(trained_bert.added_chars) > 40  # the tiny vocabulary knows only 8 CJK characters
     tok = trained_bert._tokenizer
     char = trained_bert.added_chars[0]
     assert tok.encode(char, add_special_tokens=False) == [tok.convert_tokens_to_ids(char)] != [tok.unk_token_id]
@@ -172,3 +173,27 @@ def test_importing_the_neural_modules_does_not_load_torch() -> None:
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_same_seed_same_model_across_processes(tiny_bert: Path, tmp_path: Path) -> None:
+    # Another process has another hash seed: any dict/set order leaking into the maths shows up here.
+    code = (
+        "import sys, hashlib, torch; torch.set_num_threads(1)\n"
+        "from tokenflow_rag.classifiers.neural import NeuralConfig\n"
+        "from tokenflow_rag.classifiers.trainer import IntentTrainer, TrainingArguments\n"
+        "from tokenflow_rag.evaluation.datasets import LabeledText\n"
+        "rows = [LabeledText('退款 refund', ('refund',)), LabeledText('支付 pay', ('payment',)), LabeledText('你好', ())]\n"
+        "config = NeuralConfig(backbone=sys.argv[1], cjk_vocab=60, max_length=16)\n"
+        "args = TrainingArguments(epochs=1, batch_size=2, progress=False)\n"
+        "state = IntentTrainer(config=config, args=args).train(rows, rows)._adapter_state\n"
+        "print(hashlib.sha256(b''.join(state[k].numpy().tobytes() for k in sorted(state))).hexdigest())\n"
+    )
+    code = code.replace("._adapter_state", ".neural._adapter_state")
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        run = subprocess.run([sys.executable, "-c", code, str(tiny_bert)], env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        digests.add(run.stdout.strip().splitlines()[-1])
+    assert len(digests) == 1

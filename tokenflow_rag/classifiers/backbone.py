@@ -121,9 +121,11 @@ def extend_vocabulary(tokenizer: Any, model: Any, chars: Sequence[str], *, init:
     if init:
         weight = model.get_input_embeddings().weight
         with torch.no_grad():
-            known = [
+            # Sorted: get_vocab() is a hash map whose order changes per process, and the float sums
+            # below must not (same seed, same model).
+            known = sorted(
                 i for token, i in tokenizer.get_vocab().items() if i < before and len(token) == 1 and is_cjk(token)
-            ]
+            )
             reference = weight[known] if len(known) >= 8 else weight[:before]
             mean, std = reference.mean(dim=0), reference.std(dim=0)
             generator = torch.Generator().manual_seed(len(chars))
@@ -141,6 +143,21 @@ def resolve_device(device: str | None) -> str:
         return "cuda"
     mps = getattr(torch.backends, "mps", None)
     return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run torch ops on ``n`` threads inside the block (``None``: leave the setting alone)."""
+    torch = require("torch")
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -207,7 +224,7 @@ TINY_ARCHITECTURES = ("bert", "qwen3")
 def make_tiny_backbone(directory: str | Path, architecture: str = "bert", *, seed: int = 0) -> Path:
     """Write a tiny randomly initialised backbone folder: a test double that trains in milliseconds.
 
-    ``"bert"`` pairs a 2-layer BERT with a WordPiece vocabulary of a few English words and only 4 CJK
+    ``"bert"`` pairs a 2-layer BERT with a WordPiece vocabulary of a few English words and only 8 CJK
     characters (so the vocabulary extension kicks in, as with MiniLM); ``"qwen3"`` pairs a 2-layer
     Qwen3 decoder with a byte-level BPE tokenizer that, like Qwen's, has no unknown token.
 
@@ -249,10 +266,7 @@ def make_tiny_backbone(directory: str | Path, architecture: str = "bert", *, see
             "[MASK]",
             *"abcdefghijklmnopqrstuvwxyz",
             *words,
-            "的",
-            "了",
-            "是",
-            "我",
+            *"的了是我你他在有",
         ]
         tokenizer = transformers.BertTokenizer(vocab={token: i for i, token in enumerate(vocab)})
         config = transformers.BertConfig(

@@ -73,7 +73,11 @@ class RuleClassifier:
         threshold: float = 0.5,
         segmenter: Literal["chars", "jieba"] = "chars",
     ) -> None:
-        for name, value in (("keyword_weight", keyword_weight), ("pattern_weight", pattern_weight), ("threshold", threshold)):
+        for name, value in (
+            ("keyword_weight", keyword_weight),
+            ("pattern_weight", pattern_weight),
+            ("threshold", threshold),
+        ):
             if not 0.0 < value <= 1.0:
                 raise ConfigError(f"{name} must be in (0, 1], got {value!r}")
         if segmenter not in ("chars", "jieba"):

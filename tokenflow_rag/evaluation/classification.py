@@ -484,6 +484,10 @@ def _trained_tokenflow(
         k: training[k] for k in ("train_examples", "dev_examples", "epochs_run", "best_epoch") if k in training
     }
     setup["neural_training"]["chinese_vocabulary"] = chinese
+    # Dev micro-F1 per epoch, on the trainer's dev split of the training rows: what settings may be chosen on.
+    setup["neural_training"]["dev_micro_f1"] = [
+        round(h.get("dev_micro_f1", 0.0), 4) for h in training.get("history", [])
+    ]
     methods.update(
         _hybrid_methods(hybrid, label_map, None, seconds, rules_seconds=mined_seconds, progress=config.progress)
     )

@@ -208,11 +208,14 @@ def _sizes_line(result: Mapping[str, Any], setup: Mapping[str, Any]) -> str:
         parts.append(f"up to {setup['epochs']} epoch(s)")
     if setup.get("learning_rate"):
         parts.append(f"learning rate {setup['learning_rate']:g}")
+    if setup.get("batch_size"):
+        parts.append(f"batch {setup['batch_size']}")
     neural = setup.get("neural_training") or {}
     if neural.get("epochs_run"):
         parts.append(
             f"neural: {neural.get('train_examples', '?')} train / {neural.get('dev_examples', '?')} dev rows, "
             f"{neural['epochs_run']} epoch(s) run"
+            + (f", dev micro-F1 by epoch {neural['dev_micro_f1']}" if neural.get("dev_micro_f1") else "")
         )
     if setup.get("keywords_per_intent") is not None:
         parts.append(f"{setup['keywords_per_intent']} mined keywords per intent")

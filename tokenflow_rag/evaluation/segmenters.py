@@ -29,15 +29,24 @@ def compare(rows: list[tuple[str, tuple[str, ...]]]) -> dict[str, dict[str, floa
         pred = [p.intents for p in clf.predict([t for t, _ in zh])]
         ms = 1000 * (time.perf_counter() - start) / max(len(zh), 1)
         report = multilabel_report([g for _, g in zh], pred)
-        out[segmenter] = {"n": len(zh), "micro_f1": round(report["micro_f1"], 4),
-                          "exact_match": round(report["exact_match"], 4), "ms_per_query": round(ms, 3)}
+        out[segmenter] = {
+            "n": len(zh),
+            "micro_f1": round(report["micro_f1"], 4),
+            "exact_match": round(report["exact_match"], 4),
+            "ms_per_query": round(ms, 3),
+        }
     return out
 
 
 def main() -> int:
     root = Path(__file__).resolve().parents[2]
-    train = [json.loads(line) for line in (root / "tokenflow_rag/data/intents_train.jsonl").read_text(encoding="utf-8").splitlines()]
-    queries = [json.loads(line) for line in (root / "sample_corpus/queries.jsonl").read_text(encoding="utf-8").splitlines()]
+    train = [
+        json.loads(line)
+        for line in (root / "tokenflow_rag/data/intents_train.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    queries = [
+        json.loads(line) for line in (root / "sample_corpus/queries.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     result = {
         "intents_train.jsonl": compare([(r["text"], tuple(r["intents"])) for r in train]),
         "sample_corpus/queries.jsonl": compare([(r["query"], tuple(r["intents"])) for r in queries]),
