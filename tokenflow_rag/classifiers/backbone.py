@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -98,9 +99,11 @@ def extend_vocabulary(tokenizer: Any, model: Any, chars: Sequence[str], *, init:
     Returns:
         The token ids of ``chars``, in order.
 
-    New rows start at the mean of the backbone's known CJK character rows plus Gaussian noise of half
-    their per-dimension spread: close to "some Chinese character" rather than to English words, and
-    distinct from each other so attention can tell them apart before training has moved them.
+    New rows start where the characters' meaning is (:func:`semantic_rows`: 款 between "payment" and
+    "price", 货 near "shipment" and "goods"), so the classifier transfers what the backbone knows of
+    English to characters it never saw in training. Without a multilingual encoder, or with a
+    vocabulary of too few English words, they start at the mean of the known CJK character rows plus
+    Gaussian noise of half their per-dimension spread: distinct from each other, but meaningless.
     """
     import torch
 
@@ -127,11 +130,64 @@ def extend_vocabulary(tokenizer: Any, model: Any, chars: Sequence[str], *, init:
                 i for token, i in tokenizer.get_vocab().items() if i < before and len(token) == 1 and is_cjk(token)
             )
             reference = weight[known] if len(known) >= 8 else weight[:before]
-            mean, std = reference.mean(dim=0), reference.std(dim=0)
-            generator = torch.Generator().manual_seed(len(chars))
-            noise = torch.randn(len(ids), weight.shape[1], generator=generator, dtype=weight.dtype)
-            weight[before:] = mean + 0.5 * std * noise
+            rows = semantic_rows(tokenizer.get_vocab(), weight[:before], chars)
+            if rows is None:
+                mean, std = reference.mean(dim=0), reference.std(dim=0)
+                generator = torch.Generator().manual_seed(len(chars))
+                noise = torch.randn(len(ids), weight.shape[1], generator=generator, dtype=weight.dtype)
+                rows = mean + 0.5 * std * noise
+            weight[before:] = rows.to(weight.dtype)
     return ids
+
+
+_ENGLISH_WORD = re.compile(r"[a-z]{3,}")
+MIN_ENGLISH_WORDS = 1000
+"""Fewer whole English words in a vocabulary than this: :func:`semantic_rows` has too little to map onto."""
+
+
+def semantic_rows(
+    vocab: Mapping[str, int], weight: Any, chars: Sequence[str], *, neighbours: int = 10, temperature: float = 0.1
+) -> Any | None:
+    """Embedding rows for new characters, made from the rows of English words that mean the same.
+
+    This is WECHSEL's initialisation (Minixhofer et al., NAACL 2022) with a multilingual sentence
+    encoder as the bridge between the languages: the packaged Universal Sentence Encoder (zh + en)
+    embeds every new character and every whole English word of the vocabulary; each character's row
+    is the softmax(similarity / ``temperature``)-weighted mean of the backbone rows of its
+    ``neighbours`` most similar words. The rows are real mixtures of the backbone's own embeddings, so
+    they sit where its layers expect input.
+
+    Args:
+        vocab: The tokenizer's vocabulary (token -> id).
+        weight: The backbone's input embedding rows for ids below ``len(weight)``.
+        chars: The characters to make rows for.
+
+    Returns:
+        A float32 tensor ``(len(chars), dim)``, or ``None`` when the encoder is not installed or the
+        vocabulary has fewer than :data:`MIN_ENGLISH_WORDS` whole English words (e.g. tiny test models).
+    """
+    import numpy as np
+    import torch
+
+    size = weight.shape[0]
+    words = sorted((i, token) for token, i in vocab.items() if i < size and _ENGLISH_WORD.fullmatch(token))
+    if len(words) < MIN_ENGLISH_WORDS or not chars:
+        return None
+    try:
+        from tokenflow_rag.embeddings.pretrained import USEMultilingualEmbedder
+
+        encoder = USEMultilingualEmbedder(batch_size=256)
+    except ImportError:
+        return None
+    # float16 rounding: the last bits of a multi-threaded matrix product may differ between machines;
+    # the neighbours and weights must not (same data + seed = same model).
+    word_vectors = encoder.embed_documents([token for _, token in words]).astype(np.float16).astype(np.float32)
+    char_vectors = encoder.embed_documents(list(chars)).astype(np.float16).astype(np.float32)
+    similarity = torch.from_numpy(char_vectors @ word_vectors.T)
+    top, index = similarity.topk(min(neighbours, len(words)), dim=1)
+    mix = torch.softmax(top / temperature, dim=1)
+    word_rows = weight[torch.tensor([i for i, _ in words])].detach().float()
+    return torch.einsum("ck,ckd->cd", mix, word_rows[index])
 
 
 def resolve_device(device: str | None) -> str:

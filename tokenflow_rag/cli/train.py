@@ -24,7 +24,16 @@ def register(sub: Any) -> None:
     train.add_argument("--backbone", help="model folder or cached hub id (default: the packaged all-MiniLM-L6-v2)")
     train.add_argument("--epochs", type=int, default=8, help="most epochs (early stopping on dev micro-F1; default 8)")
     train.add_argument("--seed", type=int, default=13, help="random seed: same data + seed = same model (default 13)")
-    train.add_argument("--dev-fraction", type=float, default=0.15, help="share held out as dev (default 0.15)")
+    train.add_argument(
+        "--dev",
+        nargs="+",
+        metavar="DEV",
+        help="separate dev file(s) for early stopping and calibration (default: hold out --dev-fraction of DATA); "
+        "dev text written apart from DATA gives thresholds that hold on new text",
+    )
+    train.add_argument(
+        "--dev-fraction", type=float, default=0.15, help="share of DATA held out as dev when no --dev (default 0.15)"
+    )
     train.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32)")
     train.add_argument(
         "--lr", type=float, default=5e-3, help="peak learning rate of LoRA, pooler and head (default 5e-3)"
@@ -50,11 +59,20 @@ def _train(args: argparse.Namespace) -> int:
     from tokenflow_rag.classifiers.neural import NeuralConfig, check_output_dir
     from tokenflow_rag.classifiers.trainer import IntentTrainer, TrainingArguments
     from tokenflow_rag.classifiers.training_data import load_training_data
+    from tokenflow_rag.errors import DataFormatError
     from tokenflow_rag.taxonomy import load_taxonomy
 
     check_output_dir(Path(args.out))  # fail before training, not after
     taxonomy = load_taxonomy(args.taxonomy)
     examples = load_training_data(args.data, taxonomy)
+    dev = load_training_data(args.dev, taxonomy) if args.dev else None
+    if dev is not None:
+        overlap = {ex.text for ex in examples} & {ex.text for ex in dev}
+        if overlap:
+            raise DataFormatError(
+                f"{len(overlap)} text(s) are in both DATA and --dev, e.g. {sorted(overlap)[0]!r}; "
+                "a dev set must be held out from training: remove them from one of the files"
+            )
     config = NeuralConfig(backbone=args.backbone) if args.backbone else NeuralConfig()
     training = TrainingArguments(
         epochs=args.epochs,
@@ -66,7 +84,7 @@ def _train(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
     )
     start = time.perf_counter()
-    hybrid = IntentTrainer(taxonomy, config, training).train(examples)
+    hybrid = IntentTrainer(taxonomy, config, training).train(examples, dev)
     hybrid.save_pretrained(args.out)
     info = hybrid.neural.metadata
     out = Path(args.out)

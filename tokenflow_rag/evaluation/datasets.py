@@ -276,11 +276,14 @@ def _load_jsonl(path: Path, split: Split) -> list[LabeledText]:
             ) from exc
         if not isinstance(obj, dict):
             raise DataFormatError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        # "prompt"/"output" is the TokenFlow prototype's spelling of the same two fields.
-        text_key = next((k for k in ("text", "prompt") if k in obj), None)
+        # "prompt"/"output" is the TokenFlow prototype's spelling of the same two fields; "query" is
+        # how labelled retrieval query files (sample_corpus/queries.jsonl) name the text.
+        text_key = next((k for k in ("text", "prompt", "query") if k in obj), None)
         intents_key = next((k for k in ("intents", "output") if k in obj), None)
         if text_key is None:
-            raise DataFormatError(f'{where}: field \'text\' is missing; add "text" (or the prototype\'s "prompt")')
+            raise DataFormatError(
+                f'{where}: field \'text\' is missing; add "text" (or "query", or the prototype\'s "prompt")'
+            )
         if intents_key is None:
             raise DataFormatError(f"{where}: field 'intents' is missing; add \"intents\": [...] ([] for no intent)")
         rows.append(
