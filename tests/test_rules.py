@@ -102,3 +102,147 @@ def test_odd_but_valid_text_does_not_raise(rules):
 def test_bad_settings(kwargs):
     with pytest.raises(ConfigError):
         RuleClassifier(**kwargs)
+
+
+# -- the keyword prefilter gives what one regex alternation over all keywords gives ------------------
+
+
+def _reference_scores(clf: RuleClassifier, text: str) -> tuple[dict[str, float], dict[str, tuple[str, ...]]]:
+    """Brute force: one alternation over every keyword, longest first (the matcher before the prefilter)."""
+    import re
+
+    from tokenflow_rag.classifiers.rules import _CJK, _keyword_regex
+
+    owners: dict[str, list[str]] = {}
+    for intent in clf.taxonomy:
+        for kw in intent.all_keywords:
+            owners.setdefault(kw.lower(), []).append(intent.name)
+    ordered = sorted(owners, key=len, reverse=True)
+    alternation = re.compile("|".join(f"({_keyword_regex(k)})" for k in ordered))
+    boundaries = clf._word_boundaries(text) if clf.segmenter == "jieba" else None
+    hits: dict[str, list[tuple[str, float]]] = {}
+    for match in alternation.finditer(text.lower()):
+        keyword = ordered[(match.lastindex or 1) - 1]
+        if boundaries and (match.start() not in boundaries or match.end() not in boundaries) and _CJK.search(keyword):
+            continue
+        for name in owners[keyword]:
+            hits.setdefault(name, []).append((keyword, clf.keyword_weight))
+    for intent in clf.taxonomy:
+        for pattern in intent.patterns:
+            if re.search(pattern, text, re.IGNORECASE):
+                hits.setdefault(intent.name, []).append((f"re:{pattern}", clf.pattern_weight))
+    scores, evidence = {}, {}
+    for name in clf.taxonomy.names:
+        distinct = dict(hits.get(name, ()))
+        miss = 1.0
+        for weight in distinct.values():
+            miss *= 1.0 - weight
+        scores[name] = 1.0 - miss
+        if distinct:
+            evidence[name] = tuple(distinct)
+    return scores, evidence
+
+
+def _varied_texts(keywords: list[str], n: int = 300, seed: int = 7) -> list[str]:
+    import random
+
+    rnd = random.Random(seed)
+    words = "the a of to and in refunds paid paying cancel e-mail sms. email! pass-word log in logged orders shipping"
+    filler = [
+        *words.split(),
+        "x-y",
+        "123",
+        "我的",
+        "订单",
+        "退款",
+        "支付",
+        "密码",
+        "快递",
+        "通知",
+        "短信",
+        "取消",
+        "缺货",
+        "了吗",
+        "，",
+        "？",
+    ]
+    texts = [
+        "退款多久到账? I also never got the SMS",
+        "POST /v1/refunds returns REF_409",
+        "取消订阅短信",
+        "取消订单后多久退款",
+        "payload size limits",
+        "refund refund REFUNDED Refund-Status",
+        "x",
+        "退",
+        "",
+        "🙂 refund? 🙂 \u200b退款\u200b",
+    ]
+    for _ in range(n):
+        parts = []
+        for _ in range(rnd.randint(1, 14)):
+            if rnd.random() < 0.4:
+                kw = rnd.choice(keywords)
+                if kw.isascii():
+                    kw = (
+                        rnd.choice(["", "x", "1", "-", "_"])
+                        + kw
+                        + rnd.choice(["", "s", "es", "ed", "ing", "ers", "x", "-"])
+                    )
+                parts.append(kw.upper() if rnd.random() < 0.3 else kw)
+            else:
+                parts.append(rnd.choice(filler))
+        texts.append(rnd.choice([" ", "", "-", "  ", "\t"]).join(parts))
+    return texts
+
+
+def _overlapping_taxonomy():
+    return load_taxonomy(
+        {
+            "intents": {
+                "a": {
+                    "keywords": {
+                        "en": ["pay", "pay pal", "paypal", "e mail", "e-mail", "a b", "x"],
+                        "zh": ["取消", "取消订阅", "退"],
+                    }
+                },
+                "b": {
+                    "keywords": ["pay", "payment status", "b and b", "b & b", "status", "订阅", "消订"],
+                    "patterns": [r"\bREF_\d+"],
+                },
+                "c": {"keywords": ["mail", "ail", "单", "退款", "款多久"], "parent": "a"},
+            }
+        }
+    )
+
+
+@pytest.mark.parametrize("segmenter", ["chars", "jieba"])
+@pytest.mark.parametrize("taxonomy", ["default", "overlapping"])
+def test_prefiltered_matching_equals_the_brute_force_alternation(segmenter, taxonomy):
+    tax = load_taxonomy(None) if taxonomy == "default" else _overlapping_taxonomy()
+    if segmenter == "jieba":
+        pytest.importorskip("jieba")
+    clf = RuleClassifier(tax, segmenter=segmenter)
+    keywords = [kw for intent in tax for kw in intent.all_keywords]
+    texts = _varied_texts(keywords, n=300 if segmenter == "chars" else 60)
+    texts += [
+        "pay pal paypal payment status",
+        "b and b, b & b, b-and-b",
+        "e mail e-mail e--mail",
+        "a b a-b ab",
+        "取消订阅退款多久",
+    ]
+    for text in texts:
+        expected = _reference_scores(clf, text)
+        got = clf.scores(text)
+        assert got == expected, text
+        assert list(got[0]) == list(expected[0]) and list(got[1]) == list(expected[1]), text  # same order too
+
+
+def test_whitespace_only_keyword_keeps_the_alternation_semantics():
+    from tokenflow_rag.taxonomy import Intent, Taxonomy
+
+    tax = Taxonomy([Intent("odd", keywords={"en": (" ", "refund")}), Intent("other", keywords={"en": ("pay",)})])
+    clf = RuleClassifier(tax)
+    for text in ["refund pay", "", "x", "payment refunds"]:
+        assert clf.scores(text) == _reference_scores(clf, text)
