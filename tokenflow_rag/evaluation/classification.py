@@ -243,7 +243,7 @@ def cross_validate(config: ClassifyConfig, k: int = 5) -> dict[str, Any]:
             micro_f1_std=statistics.pstdev(fold_f1),
             seconds_train=_sum_or_none([m["seconds_train"] for m in per_run]),
             ms_per_query_p50=_median_or_none([m["ms_per_query_p50"] for m in per_run]),
-            ms_per_query_p90=_median_or_none([m["ms_per_query_p90"] for m in per_run]),
+            ms_per_query_p95=_median_or_none([m["ms_per_query_p95"] for m in per_run]),
             n_train=round(statistics.fmean(m["n_train"] for m in per_run)),
         )
         modes[method] = metrics
@@ -311,11 +311,11 @@ def _run(config: ClassifyConfig) -> _Run:
         preds = method.predict(texts)
         predictions[name] = preds
         metrics = _metrics(gold, preds)
-        p50, p90 = _latency_ms(method.predict_one, texts, config.timing_queries)
+        p50, p95 = _latency_ms(method.predict_one, texts, config.timing_queries)
         metrics.update(
             seconds_train=None if method.seconds_train is None else round(method.seconds_train, 2),
             ms_per_query_p50=p50,
-            ms_per_query_p90=p90,
+            ms_per_query_p95=p95,
             n_train=method.info.pop("n_train", len(train_rows) if config.source == "train" else None),
             **method.info,
         )
@@ -718,7 +718,7 @@ def _batched(predict: Callable[[list[str]], list[Any]], texts: list[str], desc: 
 def _latency_ms(
     predict_one: Callable[[str], object], texts: Sequence[str], n: int
 ) -> tuple[float | None, float | None]:
-    """Median and 90th percentile of single-text prediction time, after a few warm-up queries."""
+    """Median and 95th percentile of single-text prediction time, after a few warm-up queries."""
     if n <= 0 or not texts:
         return None, None
     step = max(1, len(texts) // n)
@@ -731,7 +731,7 @@ def _latency_ms(
         predict_one(text)
         times.append((time.perf_counter() - start) * 1000)
     times.sort()
-    return round(statistics.median(times), 2), round(times[min(len(times) - 1, int(0.9 * len(times)))], 2)
+    return round(statistics.median(times), 2), round(times[min(len(times) - 1, int(0.95 * len(times)))], 2)
 
 
 def _median_or_none(values: Sequence[float | None]) -> float | None:
