@@ -74,10 +74,33 @@ def test_empty_query_is_a_clear_error(capsys, tmp_path, corpus):
 def test_console_script_reports_errors_without_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "tokenflow_rag.cli", "query", str(tmp_path / "missing"), "x"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert "error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_os_errors_are_one_line_without_traceback(capsys, tmp_path, corpus):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    code, _, err = run(capsys, "index", str(corpus), "--out", str(blocker / "idx"), "--embedder", "hashing")
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("tokenflow index: error: ") and "a_file" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full to fill the disk under stdout")
+def test_disk_full_on_stdout_is_one_line_without_traceback():
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tokenflow_rag.cli", "classify", "refund", "--json"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert proc.returncode == 1
+    assert proc.stderr == "tokenflow classify: error: No space left on device\n"
 
 
 def test_demo_on_sample_corpus_keeps_recall_and_saves_tokens(capsys):

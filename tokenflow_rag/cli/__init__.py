@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -51,7 +52,9 @@ def emit(data: Any, *, as_json: bool, text: Callable[[Any], str] | None = None) 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -60,9 +63,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TokenFlowError as exc:
         print(f"tokenflow {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # unreadable input, disk full, a closed pipe: one line, not a traceback
+        _silence_stdout_if_broken()
+        print(f"tokenflow {args.command}: error: {_describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """``Permission denied: '/data/x.json'`` (the reason, then the file(s) it concerns)."""
+    if not exc.strerror:
+        return str(exc) or type(exc).__name__
+    files = [repr(str(f)) for f in (exc.filename, exc.filename2) if f is not None]
+    return f"{exc.strerror}: {' -> '.join(files)}" if files else exc.strerror
+
+
+def _silence_stdout_if_broken() -> None:
+    """When stdout itself failed (disk full, closed pipe), send what is left to /dev/null, so the flush
+    at exit does not print a second error."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        try:
+            fd = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(fd, sys.stdout.fileno())
+            os.close(fd)
+        except (OSError, ValueError):  # stdout without a file descriptor (e.g. captured): nothing to flush
+            pass
 
 
 if __name__ == "__main__":
