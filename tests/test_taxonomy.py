@@ -49,21 +49,41 @@ def test_list_form_and_flat_keywords():
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"intents": {"payment": {"keywords": ["pay"], "colour": "red"}}}, "intent 'payment': unknown field(s) ['colour']"),
-        ({"intents": [{"name": "a", "keywords": ["x"]}, {"name": "a", "keywords": ["y"]}]}, "intent 'a' is defined twice"),
-        ({"intents": {"payment": {"keywords": {"en": []}}}}, "intent 'payment', field 'keywords.en': the list is empty"),
-        ({"intents": {"payment": {"keywords": ["pay"], "patterns": ["(unclosed"]}}}, "intent 'payment', field 'patterns': invalid regex"),
-        ({"intents": {"refund": {"keywords": ["refund"], "parent": "money"}}}, "intent 'refund', field 'parent': unknown intent 'money'"),
+        (
+            {"intents": {"payment": {"keywords": ["pay"], "colour": "red"}}},
+            "intent 'payment': unknown field(s) ['colour']",
+        ),
+        (
+            {"intents": [{"name": "a", "keywords": ["x"]}, {"name": "a", "keywords": ["y"]}]},
+            "intent 'a' is defined twice",
+        ),
+        (
+            {"intents": {"payment": {"keywords": {"en": []}}}},
+            "intent 'payment', field 'keywords.en': the list is empty",
+        ),
+        (
+            {"intents": {"payment": {"keywords": ["pay"], "patterns": ["(unclosed"]}}},
+            "intent 'payment', field 'patterns': invalid regex",
+        ),
+        (
+            {"intents": {"refund": {"keywords": ["refund"], "parent": "money"}}},
+            "intent 'refund', field 'parent': unknown intent 'money'",
+        ),
         ({"intents": {"none": {"keywords": ["x"]}}}, "reserved"),
         ({"intents": {"Payment": {"keywords": ["x"]}}}, "lower snake case"),
-        ({"intents": {"payment": {"keywords": "pay"}}}, "intent 'payment', field 'keywords': expected a list of strings"),
+        (
+            {"intents": {"payment": {"keywords": "pay"}}},
+            "intent 'payment', field 'keywords': expected a list of strings",
+        ),
         ({"intents": {"payment": {"keywords": ["pay"], "k": 0}}}, "intent 'payment', field 'k'"),
         ({"intents": {}}, "no intents"),
         ({"intent": {}}, "unknown top-level key"),
     ],
 )
 def test_bad_taxonomy_names_intent_and_field(data, message):
-    with pytest.raises(TaxonomyError, match=message.replace("(", r"\(").replace("[", r"\[").replace(")", r"\)").replace("]", r"\]")):
+    with pytest.raises(
+        TaxonomyError, match=message.replace("(", r"\(").replace("[", r"\[").replace(")", r"\)").replace("]", r"\]")
+    ):
         Taxonomy.from_dict(data)
 
 
@@ -85,3 +105,36 @@ def test_unknown_intent_lookup_lists_known_ones():
         default_taxonomy()["weather"]
     with pytest.raises(TaxonomyError, match="chunk 'x'.*'weather'"):
         default_taxonomy().check_names(["payment", "weather"], where="chunk 'x'")
+
+
+def _expand_reference(tax: Taxonomy, names) -> tuple[str, ...]:
+    """The quadratic original: a list as the queue and as the seen set."""
+    out: list[str] = []
+    stack = list(names)
+    while stack:
+        name = stack.pop(0)
+        if name in out or name not in tax:
+            continue
+        out.append(name)
+        stack.extend(i.name for i in tax if i.parent == name)
+    return tuple(out)
+
+
+def test_expand_matches_the_reference_on_random_hierarchies():
+    import random
+
+    from tokenflow_rag.taxonomy import Intent
+
+    rnd = random.Random(3)
+    for _ in range(30):
+        names = [f"i{j}" for j in range(rnd.randint(1, 40))]
+        intents = [
+            Intent(n, keywords={"en": (n,)}, parent=rnd.choice(names[:j]) if j and rnd.random() < 0.7 else None)
+            for j, n in enumerate(names)
+        ]
+        tax = Taxonomy(intents)
+        queries = [[n] for n in names] + [["missing"], []]
+        queries += [rnd.sample(names + ["missing"], rnd.randint(1, min(5, len(names)))) for _ in range(20)]
+        for query in queries:
+            assert tax.expand(query) == _expand_reference(tax, query), query
+            assert tax.expand(iter(query)) == _expand_reference(tax, query)  # any iterable, twice (cached)

@@ -8,6 +8,7 @@ intent and the field, so a typo never silently turns into an intent that matches
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -83,9 +84,12 @@ class Taxonomy:
                 )
             if intent.parent == intent.name:
                 raise TaxonomyError(f"intent {intent.name!r}, field 'parent': an intent cannot be its own parent")
-        self._children: dict[str, tuple[str, ...]] = {
-            name: tuple(i.name for i in self._intents.values() if i.parent == name) for name in self._intents
-        }
+        children: dict[str, list[str]] = {name: [] for name in self._intents}
+        for intent in self._intents.values():
+            if intent.parent is not None:
+                children[intent.parent].append(intent.name)
+        self._children: dict[str, tuple[str, ...]] = {name: tuple(kids) for name, kids in children.items()}
+        self._subtrees: dict[str, tuple[str, ...]] = {}
 
     # -- access -------------------------------------------------------------------------------
     @property
@@ -130,14 +134,27 @@ class Taxonomy:
     # -- hierarchy ----------------------------------------------------------------------------
     def expand(self, names: Iterable[str]) -> tuple[str, ...]:
         """Names plus all their descendants: a query for ``payment`` also finds ``refund`` documents."""
-        out: list[str] = []
-        stack = list(names)
-        while stack:
-            name = stack.pop(0)
+        names = tuple(names)
+        if len(names) == 1:  # the common case, one predicted intent: its subtree, computed once
+            name = names[0]
+            tree = self._subtrees.get(name)
+            if tree is None:
+                if name not in self._intents:
+                    return ()
+                tree = self._subtrees[name] = self._breadth_first(names)
+            return tree
+        return self._breadth_first(names)
+
+    def _breadth_first(self, names: Iterable[str]) -> tuple[str, ...]:
+        """The names, then their descendants, breadth first, each once; unknown names are skipped."""
+        out: dict[str, None] = {}
+        queue = deque(names)
+        while queue:
+            name = queue.popleft()
             if name in out or name not in self._intents:
                 continue
-            out.append(name)
-            stack.extend(self._children[name])
+            out[name] = None
+            queue.extend(self._children[name])
         return tuple(out)
 
     def root_of(self, name: str) -> str:
@@ -183,7 +200,10 @@ class Taxonomy:
         """Plain-dict form, the inverse of :meth:`from_dict`."""
         intents: dict[str, Any] = {}
         for i in self._intents.values():
-            spec: dict[str, Any] = {"description": i.description, "keywords": {k: list(v) for k, v in i.keywords.items()}}
+            spec: dict[str, Any] = {
+                "description": i.description,
+                "keywords": {k: list(v) for k, v in i.keywords.items()},
+            }
             if i.patterns:
                 spec["patterns"] = list(i.patterns)
             if i.examples:
@@ -230,9 +250,13 @@ def _as_str_tuple(value: Any, *, intent: str, field_name: str, allow_empty: bool
     items = tuple(value)
     bad = [v for v in items if not isinstance(v, str) or not v.strip()]
     if bad:
-        raise TaxonomyError(f"intent {intent!r}, field {field_name!r}: entries must be non-empty strings, got {bad[0]!r}")
+        raise TaxonomyError(
+            f"intent {intent!r}, field {field_name!r}: entries must be non-empty strings, got {bad[0]!r}"
+        )
     if not items and not allow_empty:
-        raise TaxonomyError(f"intent {intent!r}, field {field_name!r}: the list is empty; add at least one entry or drop the field")
+        raise TaxonomyError(
+            f"intent {intent!r}, field {field_name!r}: the list is empty; add at least one entry or drop the field"
+        )
     return tuple(v.strip() for v in items)
 
 
