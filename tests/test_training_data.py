@@ -117,3 +117,19 @@ def test_calibration_is_monotone_and_picks_bounded_thresholds() -> None:
     assert best_threshold(np.array([0.9, 0.1]), np.array([1, 0])) == 0.5  # a plateau: closest to 0.5
     with pytest.raises(ConfigError, match="threshold"):
         IntentCalibration(threshold=1.0)
+
+
+def test_calibration_of_an_overconfident_model_tempers_it() -> None:
+    import numpy as np
+
+    # A network that says 0.999 or 0.001 and is right 80% of the time: its raw scores overstate it.
+    # Newton's method without a line search used to jump to slopes in the hundreds here (a step
+    # function with "probabilities" of 0 and 1).
+    rng = np.random.default_rng(0)
+    gold = rng.random(400) < 0.3
+    right = rng.random(400) < 0.8
+    raw = np.where(gold == right, 0.999, 0.001)
+    cal = Calibration.fit({"x": raw.tolist()}, {"x": gold.astype(int).tolist()}).intents["x"]
+    assert 0.05 < cal.a < 1.0
+    high = float((gold & (raw > 0.5)).sum() / (raw > 0.5).sum())  # how often "0.999" is right
+    assert cal.apply(0.999) == pytest.approx(high, abs=0.05)

@@ -134,21 +134,41 @@ class Calibration:
 
 
 def _platt(x: np.ndarray, y: np.ndarray, regularization: float) -> tuple[float, float]:
-    """Newton's method for ``sigmoid(a * logit(x) + b)`` with Platt's smoothed targets."""
+    """Newton's method with a backtracking line search for ``sigmoid(a * logit(x) + b)``.
+
+    Plain Newton steps overshoot on saturated scores (logits near +-14, what a confident network
+    gives) and can land on absurd slopes; halving the step until the penalised loss drops keeps every
+    iterate better than the last.
+    """
     feature = np.log(np.clip(x, _EPS, 1 - _EPS) / (1 - np.clip(x, _EPS, 1 - _EPS)))
     pos, neg = y.sum(), (1 - y).sum()
     # Platt (1999): targets (N+ + 1)/(N+ + 2) and 1/(N- + 2) instead of 1 and 0, against overfitting.
     target = np.where(y > 0, (pos + 1) / (pos + 2), 1 / (neg + 2))
     design = np.stack([feature, np.ones_like(feature)], axis=1)
-    theta = np.array([1.0, 0.0])
     prior = np.array([1.0, 0.0])
-    for _ in range(50):
+
+    def loss(theta: np.ndarray) -> float:
+        z = design @ theta
+        return float(np.mean(np.logaddexp(0.0, z) - target * z) + 0.5 * regularization * np.sum((theta - prior) ** 2))
+
+    theta = prior.copy()
+    current = loss(theta)
+    for _ in range(100):
         p = 1 / (1 + np.exp(-np.clip(design @ theta, -30, 30)))
         grad = design.T @ (p - target) / len(x) + regularization * (theta - prior)
         hess = (design * (p * (1 - p))[:, None]).T @ design / len(x) + regularization * np.eye(2)
         step = np.linalg.solve(hess, grad)
-        theta = theta - step
-        if np.abs(step).max() < 1e-8:
+        size = 1.0
+        while size > 1e-10:
+            candidate = theta - size * step
+            value = loss(candidate)
+            if value <= current - 1e-4 * size * float(grad @ step):
+                break
+            size *= 0.5
+        else:
+            break  # no step lowers the loss: at the optimum up to rounding
+        theta, current = candidate, value
+        if np.abs(size * step).max() < 1e-9:
             break
     return float(theta[0]), float(theta[1])
 
