@@ -141,3 +141,21 @@ def test_train_with_a_separate_dev_file(
     err = capsys.readouterr().err
     assert "in both DATA and --dev" in err and "退款多久到账" in err
     assert not (tmp_path / "m2").exists()
+
+
+def test_train_rule_weight_auto_and_bad_values(
+    trained: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    backbone = trained[0].parent / "backbone"
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS), encoding="utf-8")
+    args = ["train", str(data), "--backbone", str(backbone), "--epochs", "1", "--dev-fraction", "0.3", "--json"]
+    assert main([*args, "--out", str(tmp_path / "m"), "--rule-weight", "auto"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rule_weight"] == summary["dev"]["rule_weight"]["chosen"]
+    saved = json.loads((tmp_path / "m" / "calibration.json").read_text(encoding="utf-8"))["hybrid"]
+    assert saved["rule_weight"] == summary["rule_weight"]
+    assert main([*args, "--out", str(tmp_path / "m2"), "--rule-weight", "0.5"]) == 0
+    assert json.loads(capsys.readouterr().out)["rule_weight"] == 0.5
+    assert main([*args, "--out", str(tmp_path / "m3"), "--rule-weight", "heavy"]) == 2
+    assert "--rule-weight must be a number in [0, 1] or 'auto'" in capsys.readouterr().err

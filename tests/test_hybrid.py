@@ -168,3 +168,20 @@ def test_shipped_default_model_loads_offline_and_classifies() -> None:
 
 def test_intent_calibration_identity_by_default() -> None:
     assert IntentCalibration().apply(0.3) == pytest.approx(0.3)
+
+
+def test_fusion_weight_chosen_on_dev_is_the_best_one_there(model_dir: Path) -> None:
+    hybrid = HybridClassifier.from_pretrained(model_dir, strict=True)
+    dev = [
+        *(LabeledText(t, ("refund",)) for t in ("退款多久到账", "我要退款", "refund please", "money back now")),
+        *(LabeledText(t, ("payment",)) for t in ("支付失败", "付款不成功", "pay by card", "billing question")),
+        *(LabeledText(t, ()) for t in ("你好", "hello", "天气不错", "good night")),
+    ]
+    report = hybrid.calibrate(dev, choose_weights=True)
+    search = report["rule_weight"]["dev_micro_f1"]
+    assert len(search) == 9 and report["hybrid"]["micro_f1"] == max(search.values())
+    assert hybrid.config.rule_weight == report["rule_weight"]["chosen"]
+    assert hybrid.config.rule_weight + hybrid.config.neural_weight == pytest.approx(1.0)
+    best = [float(w) for w, f1 in search.items() if f1 == max(search.values())]
+    assert hybrid.config.rule_weight == min(best, key=lambda w: abs(w - 0.3))  # ties: closest to configured
+    assert "rule_weight" not in HybridClassifier.from_pretrained(model_dir, strict=True).calibrate(dev)

@@ -100,6 +100,8 @@ class IntentTrainer:
         config: Backbone and LoRA knobs of the neural part.
         args: Optimisation knobs.
         hybrid: Fusion weights of the hybrid.
+        choose_weights: Choose the fusion weights on dev instead (see :meth:`.HybridClassifier.calibrate`);
+            ``hybrid`` then only breaks ties.
 
     >>> trainer = IntentTrainer(args=TrainingArguments(epochs=1, progress=False))  # doctest: +SKIP
     >>> hybrid = trainer.train(examples)  # doctest: +SKIP
@@ -112,11 +114,14 @@ class IntentTrainer:
         config: NeuralConfig | None = None,
         args: TrainingArguments | None = None,
         hybrid: HybridConfig | None = None,
+        *,
+        choose_weights: bool = False,
     ) -> None:
         self.taxonomy = load_taxonomy(taxonomy)
         self.config = config or NeuralConfig()
         self.args = args or TrainingArguments()
         self.hybrid_config = hybrid or HybridConfig()
+        self.choose_weights = choose_weights
         self.history: list[dict[str, float]] = []
 
     def train(self, examples: Sequence[LabeledText], dev: Sequence[LabeledText] | None = None) -> HybridClassifier:
@@ -190,11 +195,12 @@ class IntentTrainer:
                         param.copy_(best_state[name])
         neural.finalize()
         hybrid = HybridClassifier(neural, RuleClassifier(self.taxonomy), self.hybrid_config)
-        report = hybrid.calibrate(dev)
+        report = hybrid.calibrate(dev, choose_weights=self.choose_weights)
         neural.metadata = {
             "seed": self.args.seed,
             "args": {k: v for k, v in asdict(self.args).items() if k != "progress"},
-            "hybrid": asdict(self.hybrid_config),
+            "hybrid": asdict(hybrid.config),
+            "fusion_weights": "chosen on dev" if self.choose_weights else "configured",
             "train_examples": len(train),
             "dev_examples": len(dev),
             "data_sha256": fingerprint([*train, *dev]),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenflow_rag.cli import emit
+from tokenflow_rag.errors import ConfigError
 
 
 def register(sub: Any) -> None:
@@ -38,6 +39,13 @@ def register(sub: Any) -> None:
     train.add_argument(
         "--lr", type=float, default=5e-3, help="peak learning rate of LoRA, pooler and head (default 5e-3)"
     )
+    train.add_argument(
+        "--rule-weight",
+        default="0.3",
+        metavar="W",
+        help="weight of the rules in the hybrid's fused score, the model's is 1 - W (default 0.3); "
+        "'auto' chooses it on the dev data (best with a --dev file written apart from DATA)",
+    )
     train.add_argument("--device", default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, mps")
     train.add_argument("--json", action="store_true", help="machine-readable summary")
     train.set_defaults(func=_train)
@@ -56,6 +64,7 @@ def register(sub: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from tokenflow_rag.classifiers.hybrid import HybridConfig
     from tokenflow_rag.classifiers.neural import NeuralConfig, check_output_dir
     from tokenflow_rag.classifiers.trainer import IntentTrainer, TrainingArguments
     from tokenflow_rag.classifiers.training_data import load_training_data
@@ -63,6 +72,8 @@ def _train(args: argparse.Namespace) -> int:
     from tokenflow_rag.taxonomy import load_taxonomy
 
     check_output_dir(Path(args.out))  # fail before training, not after
+    choose_weights = args.rule_weight.strip().lower() == "auto"
+    fusion = HybridConfig() if choose_weights else _fusion_weights(args.rule_weight)
     taxonomy = load_taxonomy(args.taxonomy)
     examples = load_training_data(args.data, taxonomy)
     dev = load_training_data(args.dev, taxonomy) if args.dev else None
@@ -84,7 +95,8 @@ def _train(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
     )
     start = time.perf_counter()
-    hybrid = IntentTrainer(taxonomy, config, training).train(examples, dev)
+    trainer = IntentTrainer(taxonomy, config, training, fusion, choose_weights=choose_weights)
+    hybrid = trainer.train(examples, dev)
     hybrid.save_pretrained(args.out)
     info = hybrid.neural.metadata
     out = Path(args.out)
@@ -98,17 +110,31 @@ def _train(args: argparse.Namespace) -> int:
         "seconds": round(time.perf_counter() - start, 1),
         "size_bytes": sum(p.stat().st_size for p in out.iterdir() if p.is_file()),
         "dev": info["dev"],
+        "rule_weight": hybrid.config.rule_weight,
         "thresholds": hybrid.calibration.thresholds,
     }
     emit(summary, as_json=args.json, text=_format_train)
     return 0
 
 
+def _fusion_weights(text: str) -> Any:
+    from tokenflow_rag.classifiers.hybrid import HybridConfig
+
+    try:
+        weight = float(text)
+    except ValueError:
+        weight = -1.0
+    if not 0.0 <= weight <= 1.0:
+        raise ConfigError(f"--rule-weight must be a number in [0, 1] or 'auto', got {text!r}")
+    return HybridConfig(weight, round(1.0 - weight, 10))
+
+
 def _format_train(s: dict[str, Any]) -> str:
     lines = [
         f"trained on {s['train_examples']} examples, dev {s['dev_examples']}; "
         f"{s['epochs_run']} epochs (best {s['best_epoch']}) in {s['seconds']} s",
-        f"model written to {s['out']} ({s['size_bytes'] / 1e6:.1f} MB)",
+        f"model written to {s['out']} ({s['size_bytes'] / 1e6:.1f} MB); "
+        f"fused score = {s['rule_weight']:g} x rules + {1 - s['rule_weight']:g} x model",
         "dev (thresholds calibrated on dev):   micro-F1   exact match",
     ]
     for name in ("rules", "neural", "hybrid"):
