@@ -115,8 +115,14 @@ async def test_async_matches_sync(retriever):
 
 @pytest.mark.parametrize(
     ("query", "message"),
-    [("", "empty"), ("   \n\t ", "empty"), ("\x00\x01", "empty"), (None, "must be a str"), (42, "must be a str"),
-     (b"refund", "got bytes")],
+    [
+        ("", "empty"),
+        ("   \n\t ", "empty"),
+        ("\x00\x01", "empty"),
+        (None, "must be a str"),
+        (42, "must be a str"),
+        (b"refund", "got bytes"),
+    ],
 )
 def test_bad_queries_raise_clear_errors(retriever, query, message):
     with pytest.raises(InvalidQueryError, match=message):
@@ -142,3 +148,63 @@ def test_bad_construction(small_chunks, embedder):
 
     with pytest.raises(ConfigError, match="dimension"):
         IntentRetriever(store, HashingEmbedder(dim=64)).retrieve("refund")
+
+
+# -- baseline tracking: the extra plain search runs only when baseline_tokens is read -------------------
+
+
+def _count_searches(store, monkeypatch) -> list[int]:
+    calls: list[int] = []
+    search = store.search
+
+    def counting(vector, k, **kwargs):
+        calls.append(k)
+        return search(vector, k, **kwargs)
+
+    monkeypatch.setattr(store, "search", counting)
+    return calls
+
+
+def test_baseline_search_runs_on_first_read_only(faiss_retriever, monkeypatch):
+    calls = _count_searches(faiss_retriever.store, monkeypatch)
+    query = "payment failed with my credit card"
+    result = faiss_retriever.retrieve(query, k=2)
+    acc = result.accounting
+    assert acc.filter_mode == "pushdown" and not acc.fallback and acc.topped_up == 0
+    assert calls == [2]  # the restricted search only
+    base_k = faiss_retriever.policy.base_k
+    expected = faiss_retriever.count_tokens(
+        faiss_retriever.store.search(faiss_retriever.embedder.embed_query(query), base_k)
+    )
+    calls.clear()
+    assert acc.baseline_tokens == expected and calls == [base_k]  # searched on the first read
+    assert acc.baseline_tokens == expected and calls == [base_k]  # and only then
+    assert acc.to_dict()["baseline_tokens"] == expected and acc.tokens_saved == expected - acc.tokens
+
+
+def test_deferred_accounting_is_a_plain_accounting_to_callers(faiss_retriever):
+    import dataclasses
+    import pickle
+
+    from tokenflow_rag.types import Accounting
+
+    acc = faiss_retriever.retrieve("payment failed with my credit card", k=2).accounting
+    plain = Accounting(**{f.name: getattr(acc, f.name) for f in dataclasses.fields(Accounting)})
+    assert isinstance(acc, Accounting) and acc == plain and plain == acc
+    assert repr(acc) == repr(plain)
+    assert acc.to_dict() == plain.to_dict()
+    fresh = faiss_retriever.retrieve("payment failed with my credit card", k=2).accounting  # not read yet
+    restored = pickle.loads(pickle.dumps(fresh))
+    assert type(restored) is Accounting and restored == plain
+    assert dataclasses.replace(fresh, k=9).baseline_tokens == plain.baseline_tokens
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fresh.baseline_tokens = 1
+
+
+def test_no_baseline_tracking_never_searches_for_it(small_chunks, embedder, monkeypatch):
+    store = FaissStore()
+    store.add(small_chunks, embedder.embed_documents([c.text for c in small_chunks]))
+    retriever = IntentRetriever(store, embedder, RuleClassifier(), track_baseline=False)
+    calls = _count_searches(store, monkeypatch)
+    result = retriever.retrieve("payment failed with my credit card", k=2)
+    assert result.accounting.baseline_tokens is None and calls == [2]
