@@ -272,3 +272,22 @@ def test_every_registered_benchmark_builds_a_valid_command(tmp_path: Path) -> No
         for quick in (False, True):
             args = parser.parse_args(["eval", *bench.argv(tmp_path, quick)])
             assert args.func is not None, bench.name
+
+
+def test_targets_with_upper_bounds_and_methods_to_beat() -> None:
+    from tokenflow_rag.evaluation.report import _judge
+
+    result = {
+        "mode": "hybrid",
+        "modes": {
+            "rules": {"micro_f1": 0.95},
+            "neural": {"micro_f1": 0.86},
+            "hybrid": {"micro_f1": 0.93, "ms_per_query_p50": 12.0},
+        },
+    }
+    assert _judge(result, {"metric": "micro_f1", "min": 0.9}) == ("hybrid", 0.93, "met")
+    assert _judge(result, {"metric": "micro_f1", "beats": ("rules", "neural")})[2] == "not met"
+    assert _judge(result, {"metric": "micro_f1", "beats": ("neural",)})[2] == "met"
+    assert _judge(result, {"metric": "ms_per_query_p50", "max": 15.0})[2] == "met"
+    assert _judge(result, {"metric": "ms_per_query_p95", "max": 30.0})[2] == "not run"
+    assert _judge(result, {"metric": "micro_f1"})[2] is None  # reported, no goal

@@ -118,15 +118,9 @@ def _summary(classify: Sequence[Mapping[str, Any]], retrieve: Sequence[Mapping[s
     for result in classify:
         bench = result["benchmark"]
         for target in bench.get("targets", []):
-            method = target.get("method") or result.get("mode", "hybrid")
-            value = _metric(result, method, target["metric"])
-            best = _best_other(result, target["metric"])
-            if value is None:
-                status = "not run"
-            elif target.get("min") is None:
-                status = "reported"
-            else:
-                status = "**met**" if value >= target["min"] else "not met"
+            method, value, verdict = _judge(result, target)
+            best = _best_other(result, target["metric"], lower_is_better=target.get("max") is not None)
+            status = {"met": "**met**", None: "reported"}.get(verdict, verdict)
             rows.append(f"| {bench['title']} | {target['label']} | {_fmt(value)} ({method}) | {best} | {status} |")
     for result in retrieve:
         ratios = result.get("token_ratio_at_baseline_recall") or {}
@@ -179,15 +173,9 @@ def _classify_section(result: Mapping[str, Any]) -> list[str]:
         lines += [f"- {a['name']}: {a['metric'].replace('_', ' ')} {_fmt(a['value'])} ({a['source']})" for a in anchors]
         lines.append("")
     for target in bench.get("targets", []):
-        method = target.get("method") or result.get("mode", "hybrid")
-        value = _metric(result, method, target["metric"])
-        if target.get("min") is None:
-            verdict = f"{method} {_fmt(value)}"
-        elif value is None:
-            verdict = f"{method} did not run"
-        else:
-            verdict = f"{method} {_fmt(value)}: {'met' if value >= target['min'] else 'not met'}"
-        lines.append(f"Target: {target['label']} - {verdict}.")
+        method, value, verdict = _judge(result, target)
+        shown = f"{method} did not run" if verdict == "not run" else f"{method} {_fmt(value)}"
+        lines.append(f"Target: {target['label']} - {shown}{'' if verdict in (None, 'not run') else ': ' + verdict}.")
     lines.append("")
     return lines
 
@@ -223,7 +211,9 @@ def _sizes_line(result: Mapping[str, Any], setup: Mapping[str, Any]) -> str:
     if load is not None:
         parts.append(f"1-minute load average when it started: {load}")
     if setup.get("overlap_with_shipped_training_data") is not None:
-        parts.append(f"{setup['overlap_with_shipped_training_data']} test texts also in the shipped training data")
+        parts.append(
+            f"{setup['overlap_with_shipped_training_data']} test texts also in the shipped model's training or dev data"
+        )
     return "Sizes: " + "; ".join(parts) + "."
 
 
@@ -299,17 +289,45 @@ def _read(path: Path) -> Any:
         ) from exc
 
 
+def _judge(result: Mapping[str, Any], target: Mapping[str, Any]) -> tuple[str, float | None, str | None]:
+    """``(method, value, verdict)`` of one target; verdict ``"met"``, ``"not met"``, ``"not run"`` or ``None``.
+
+    A target sets ``min`` (at least), ``max`` (at most, e.g. a latency), and/or ``beats`` (methods the
+    value must exceed); with none of them the value is only reported (verdict ``None``).
+    """
+    method = target.get("method") or result.get("mode", "hybrid")
+    value = _metric(result, method, target["metric"])
+    if value is None:
+        return method, None, "not run"
+    checks = []
+    if target.get("min") is not None:
+        checks.append(value >= target["min"])
+    if target.get("max") is not None:
+        checks.append(value <= target["max"])
+    for other in target.get("beats", ()):
+        other_value = _metric(result, other, target["metric"])
+        checks.append(other_value is not None and value > other_value)
+    if not checks:
+        return method, value, None
+    return method, value, "met" if all(checks) else "not met"
+
+
 def _metric(result: Mapping[str, Any], method: str, metric: str) -> float | None:
     m = result.get("modes", {}).get(method, {})
     value = m.get(metric)
     return value if isinstance(value, int | float) else None
 
 
-def _best_other(result: Mapping[str, Any], metric: str) -> str:
+def _best_other(result: Mapping[str, Any], metric: str, *, lower_is_better: bool = False) -> str:
     best = None
+    sign = -1.0 if lower_is_better else 1.0
     for name, m in result.get("modes", {}).items():
         value = m.get(metric)
-        if name not in _TOKENFLOW and isinstance(value, int | float) and (best is None or value > best[1]):
+        if (
+            name not in _TOKENFLOW
+            and isinstance(value, int | float)
+            and (best is None or sign * value > sign * best[1])
+        ):
             best = (name, value)
     return "-" if best is None else f"{_fmt(best[1])} ({best[0]})"
 
