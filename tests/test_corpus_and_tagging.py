@@ -11,7 +11,9 @@ from tokenflow_rag.tagging import TAGGED_BY_KEY
 
 def test_markdown_splits_at_level_two_headings(tmp_path):
     (tmp_path / "zh").mkdir()
-    (tmp_path / "zh" / "refunds.md").write_text("# 退款\n\n## 退款时效\n原路退回。\n\n## Refund API\nPOST /v1/refunds\n", encoding="utf-8")
+    (tmp_path / "zh" / "refunds.md").write_text(
+        "# 退款\n\n## 退款时效\n原路退回。\n\n## Refund API\nPOST /v1/refunds\n", encoding="utf-8"
+    )
     chunks = load_corpus(tmp_path)
     assert [c.id for c in chunks] == ["zh/refunds#退款时效", "zh/refunds#refund-api"]
     assert chunks[0].text == "退款时效\n原路退回。"
@@ -20,7 +22,9 @@ def test_markdown_splits_at_level_two_headings(tmp_path):
 
 def test_text_and_jsonl(tmp_path):
     (tmp_path / "a.txt").write_text("First paragraph.\n\nSecond paragraph.", encoding="utf-8")
-    (tmp_path / "b.jsonl").write_text('{"id": "x1", "text": "hello", "metadata": {"intents": ["payment"]}}\n', encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text(
+        '{"id": "x1", "text": "hello", "metadata": {"intents": ["payment"]}}\n', encoding="utf-8"
+    )
     chunks = {c.id: c for c in load_corpus(tmp_path)}
     assert chunks["a#1"].text == "First paragraph.\n\nSecond paragraph."
     assert chunks["x1"].intents == ("payment",)

@@ -26,7 +26,9 @@ def _rule_default_classifier(monkeypatch):
     """These tests pin adapter behaviour: the default classifier is the deterministic rules here."""
     import tokenflow_rag.classifiers as classifiers
 
-    monkeypatch.setattr(classifiers, "load_default_classifier", lambda taxonomy=None: classifiers.RuleClassifier(taxonomy))
+    monkeypatch.setattr(
+        classifiers, "load_default_classifier", lambda taxonomy=None: classifiers.RuleClassifier(taxonomy)
+    )
 
 
 LOGGER = "tokenflow_rag.integrations"

@@ -17,7 +17,9 @@ def _rule_default_classifier(monkeypatch):
     """These tests pin adapter behaviour: the default classifier is the deterministic rules here."""
     import tokenflow_rag.classifiers as classifiers
 
-    monkeypatch.setattr(classifiers, "load_default_classifier", lambda taxonomy=None: classifiers.RuleClassifier(taxonomy))
+    monkeypatch.setattr(
+        classifiers, "load_default_classifier", lambda taxonomy=None: classifiers.RuleClassifier(taxonomy)
+    )
 
 
 # The suite's one async test carries no marker of its own: pytest-asyncio (strict mode) runs it under this

@@ -28,7 +28,12 @@ def test_every_source_has_a_committed_notebook():
 def test_notebook_is_in_sync_and_runs(source):
     committed = nbformat.read(str(NOTEBOOKS / f"{source.stem}.ipynb"), as_version=4)
     expected = [c.source for c in build.parse_cells(source.read_text(encoding="utf-8"))]
-    assert [c.source for c in committed.cells] == expected, f"stale notebook: run python notebooks/build.py {source.stem[:2]}"
-    assert any(o.get("data", {}).get("image/png") for c in committed.cells for o in c.get("outputs", [])), "no plot output"
-    nbclient.NotebookClient(committed, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    assert [c.source for c in committed.cells] == expected, (
+        f"stale notebook: run python notebooks/build.py {source.stem[:2]}"
+    )
+    assert any(o.get("data", {}).get("image/png") for c in committed.cells for o in c.get("outputs", [])), (
+        "no plot output"
+    )
+    nbclient.NotebookClient(
+        committed, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    ).execute()

@@ -75,7 +75,10 @@ def test_failed_save_keeps_the_old_index(saved, faiss_retriever, embedder, monke
     assert sorted((p.name, p.stat().st_size) for p in saved.iterdir()) == before
     assert not [p for p in saved.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left behind
     monkeypatch.undo()
-    assert load_index(saved, embedder=embedder).retrieve("refund status").ids == faiss_retriever.retrieve("refund status").ids
+    assert (
+        load_index(saved, embedder=embedder).retrieve("refund status").ids
+        == faiss_retriever.retrieve("refund status").ids
+    )
 
 
 def test_wrong_embedder_is_refused(saved):

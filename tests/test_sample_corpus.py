@@ -19,7 +19,10 @@ def test_corpus_shape():
     assert len(chunks) >= 80
     zh = sum(bool(CJK.search(c.text)) for c in chunks)
     assert 0.3 < zh / len(chunks) < 0.7
-    labels = [json.loads(line) for line in (REPO / "sample_corpus" / "chunk_intents.jsonl").read_text(encoding="utf-8").splitlines()]
+    labels = [
+        json.loads(line)
+        for line in (REPO / "sample_corpus" / "chunk_intents.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     by_id = {row["id"]: row["intents"] for row in labels}
     assert set(by_id) == {c.id for c in chunks}
     intents = {i for tags in by_id.values() for i in tags}

@@ -76,9 +76,9 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
     from tokenflow_rag.policy import KPolicy
     from tokenflow_rag.retriever import IntentRetriever
     from tokenflow_rag.savings import SavingsTracker
+    from tokenflow_rag.stores import FaissStore, InMemoryStore, VectorStore
     from tokenflow_rag.stores.chroma import ChromaStore
     from tokenflow_rag.stores.milvus import MilvusStore
-    from tokenflow_rag.stores import FaissStore, InMemoryStore, VectorStore
     from tokenflow_rag.tagging import tag_chunks
     from tokenflow_rag.taxonomy import Intent, Taxonomy, default_taxonomy, load_taxonomy
     from tokenflow_rag.tokens import TokenCounter, get_token_counter

@@ -25,4 +25,6 @@ def require(module: str, *, extra: str | None = None) -> ModuleType:
     except ImportError as exc:
         package = _PIP_NAMES.get(module, module.split(".")[0])
         hint = f"pip install 'tokenflow-rag[{extra}]'" if extra else f"pip install {package}"
-        raise MissingDependencyError(f"{module} is required for this feature but is not installed; run: {hint}") from exc
+        raise MissingDependencyError(
+            f"{module} is required for this feature but is not installed; run: {hint}"
+        ) from exc

@@ -37,7 +37,9 @@ def load_corpus(path: str | Path) -> list[Chunk]:
     root = Path(path)
     if not root.exists():
         raise DataFormatError(f"corpus path {root} does not exist")
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = (
+        [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    )
     base = root.parent if root.is_file() else root
     chunks: list[Chunk] = []
     skipped: list[str] = []
@@ -78,7 +80,9 @@ def _read_text(file: Path) -> str:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataFormatError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start}); convert it to UTF-8") from None
+        raise DataFormatError(
+            f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start}); convert it to UTF-8"
+        ) from None
     if not text.strip():
         raise DataFormatError(f"{file}: empty file")
     return text

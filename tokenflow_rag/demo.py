@@ -47,14 +47,23 @@ def load_queries(path: Path) -> list[dict[str, Any]]:
             continue
         try:
             row = json.loads(line)
-            rows.append({"id": str(row["id"]), "lang": row.get("lang", ""), "query": row["query"],
-                         "intents": list(row.get("intents", [])), "gold": list(row.get("gold", []))})
+            rows.append(
+                {
+                    "id": str(row["id"]),
+                    "lang": row.get("lang", ""),
+                    "query": row["query"],
+                    "intents": list(row.get("intents", [])),
+                    "gold": list(row.get("gold", [])),
+                }
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise DataFormatError(f"{path}, line {line_no}: expected {{id, query, intents, gold}} ({exc})") from None
     return rows
 
 
-def run_demo(corpus_dir: str | Path | None = None, *, embedder: str | None = None, progress: bool = True, **options: Any) -> dict[str, Any]:
+def run_demo(
+    corpus_dir: str | Path | None = None, *, embedder: str | None = None, progress: bool = True, **options: Any
+) -> dict[str, Any]:
     """Index the corpus, run every labelled query through tokenflow and plain top-``base_k``.
 
     Returns a dict with ``rows`` (one per query) and ``totals`` (tokens saved, gold recall of both).
@@ -67,7 +76,9 @@ def run_demo(corpus_dir: str | Path | None = None, *, embedder: str | None = Non
     docs = root / "docs" if (root / "docs").is_dir() else root
     chunks = load_corpus(docs)
     queries = load_queries(root / "queries.jsonl")
-    retriever = build_index(chunks, embedder=embedder, classifier=load_default_classifier(), progress=progress, **options)
+    retriever = build_index(
+        chunks, embedder=embedder, classifier=load_default_classifier(), progress=progress, **options
+    )
     base_k = retriever.policy.base_k
 
     rows = []
@@ -77,14 +88,31 @@ def run_demo(corpus_dir: str | Path | None = None, *, embedder: str | None = Non
         baseline_ids = {sc.chunk.id for sc in retriever.store.search(vector, base_k)}
         got = set(result.ids)
         acc = result.accounting
-        rows.append(DemoRow(
-            id=q["id"], lang=q["lang"], query=q["query"], gold_intents=q["intents"], intents=list(acc.intents),
-            k=acc.k, fallback=acc.fallback, tokens=acc.tokens, baseline_tokens=acc.baseline_tokens or 0,
-            gold=q["gold"], found=len(got & set(q["gold"])), baseline_found=len(baseline_ids & set(q["gold"])),
-        ))
-    return {"corpus": str(root), "chunks": len(chunks), "embedder": retriever.embedder.name,
-            "classifier": type(retriever.classifier).__name__, "base_k": base_k,
-            "rows": [asdict(r) for r in rows], "totals": summarize(rows)}
+        rows.append(
+            DemoRow(
+                id=q["id"],
+                lang=q["lang"],
+                query=q["query"],
+                gold_intents=q["intents"],
+                intents=list(acc.intents),
+                k=acc.k,
+                fallback=acc.fallback,
+                tokens=acc.tokens,
+                baseline_tokens=acc.baseline_tokens or 0,
+                gold=q["gold"],
+                found=len(got & set(q["gold"])),
+                baseline_found=len(baseline_ids & set(q["gold"])),
+            )
+        )
+    return {
+        "corpus": str(root),
+        "chunks": len(chunks),
+        "embedder": retriever.embedder.name,
+        "classifier": type(retriever.classifier).__name__,
+        "base_k": base_k,
+        "rows": [asdict(r) for r in rows],
+        "totals": summarize(rows),
+    }
 
 
 def summarize(rows: list[DemoRow]) -> dict[str, Any]:
@@ -121,8 +149,10 @@ def format_demo(report: dict[str, Any]) -> str:
         gold = f"{r['found']}/{len(r['gold'])}" if r["gold"] else "-"
         fixed = f"{r['baseline_found']}/{len(r['gold'])}" if r["gold"] else "-"
         pad = 42 - _width(query)
-        lines.append(f"{r['id']:<6}{query}{' ' * max(pad, 1)}{intents[:29]:<30}{r['k']:>3}{r['tokens']:>8}"
-                     f"{r['baseline_tokens']:>7}{gold:>6}{fixed:>7}")
+        lines.append(
+            f"{r['id']:<6}{query}{' ' * max(pad, 1)}{intents[:29]:<30}{r['k']:>3}{r['tokens']:>8}"
+            f"{r['baseline_tokens']:>7}{gold:>6}{fixed:>7}"
+        )
     t = report["totals"]
     lines += [
         "",

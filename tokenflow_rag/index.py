@@ -32,7 +32,9 @@ def embed_chunks(
     from tqdm.auto import tqdm
 
     parts = []
-    with tqdm(total=len(chunks), desc="embedding chunks", unit="chunk", disable=not progress or len(chunks) <= batch_size) as bar:
+    with tqdm(
+        total=len(chunks), desc="embedding chunks", unit="chunk", disable=not progress or len(chunks) <= batch_size
+    ) as bar:
         for start in range(0, len(chunks), batch_size):
             batch = chunks[start : start + batch_size]
             parts.append(embedder.embed_documents([c.text for c in batch]))
@@ -107,12 +109,16 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     """The manifest of an index directory, validated."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise IndexStoreError(f"index directory {directory} does not exist; build one with `tokenflow index CORPUS --out {directory}`")
+        raise IndexStoreError(
+            f"index directory {directory} does not exist; build one with `tokenflow index CORPUS --out {directory}`"
+        )
     path = directory / MANIFEST
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise IndexStoreError(f"{directory} is not a complete tokenflow index ({MANIFEST} missing); rebuild it") from None
+        raise IndexStoreError(
+            f"{directory} is not a complete tokenflow index ({MANIFEST} missing); rebuild it"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IndexStoreError(f"{path} is corrupt ({exc}); rebuild the index") from None
     if manifest.get("format") != "tokenflow-index" or manifest.get("format_version") != FORMAT_VERSION:
@@ -121,18 +127,26 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
 
 
 def load_index(
-    directory: str | Path, *, classifier: IntentClassifier | None = None, embedder: Embedder | None = None, **retriever_options: Any
+    directory: str | Path,
+    *,
+    classifier: IntentClassifier | None = None,
+    embedder: Embedder | None = None,
+    **retriever_options: Any,
 ) -> IntentRetriever:
     """Load an index saved by :func:`save_index`; results are identical to the saved retriever's."""
     directory = Path(directory)
     manifest = read_manifest(directory)
     store = FaissStore.load(directory)
     if len(store) != manifest["chunks"]:
-        raise IndexStoreError(f"{directory}: manifest says {manifest['chunks']} chunks, found {len(store)}; rebuild the index")
+        raise IndexStoreError(
+            f"{directory}: manifest says {manifest['chunks']} chunks, found {len(store)}; rebuild the index"
+        )
     taxonomy = Taxonomy.from_yaml(directory / TAXONOMY_FILE)
     embedder = embedder or get_embedder(manifest["embedder"])
     if embedder.dim != manifest["dim"]:
-        raise IndexStoreError(f"{directory} was built with {manifest['embedder']} ({manifest['dim']} dims), not {embedder.name}")
+        raise IndexStoreError(
+            f"{directory} was built with {manifest['embedder']} ({manifest['dim']} dims), not {embedder.name}"
+        )
     if classifier is None:
         from tokenflow_rag.classifiers import load_default_classifier
 

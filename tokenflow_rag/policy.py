@@ -36,7 +36,9 @@ class KPolicy:
 
     def decide(self, prediction: IntentPrediction, taxonomy: Taxonomy, explicit_k: int | None = None) -> KDecision:
         """k, its reason, and the intents to restrict the search to (empty = plain search)."""
-        if explicit_k is not None and (not isinstance(explicit_k, int) or isinstance(explicit_k, bool) or explicit_k < 1):
+        if explicit_k is not None and (
+            not isinstance(explicit_k, int) or isinstance(explicit_k, bool) or explicit_k < 1
+        ):
             raise ConfigError(f"k must be a positive integer, got {explicit_k!r}")
         if prediction.is_none:
             return self._fallback(explicit_k, "no intent predicted")

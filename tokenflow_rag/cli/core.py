@@ -9,7 +9,9 @@ from tokenflow_rag.cli import emit
 
 
 def register(sub: Any) -> None:
-    demo = sub.add_parser("demo", help="index sample_corpus and compare tokenflow with fixed top-k on its labelled queries")
+    demo = sub.add_parser(
+        "demo", help="index sample_corpus and compare tokenflow with fixed top-k on its labelled queries"
+    )
     demo.add_argument("--corpus", help="corpus directory with docs/ and queries.jsonl (default: sample_corpus/)")
     demo.add_argument("--embedder", help="embedder name (default: use-multilingual)")
     demo.add_argument("--json", action="store_true", help="machine-readable output")
@@ -61,14 +63,20 @@ def _index(args: argparse.Namespace) -> int:
     save_index(retriever, args.out)
     tagged = sum(1 for c in retriever.store if c.intents)
     summary = {"index": args.out, "chunks": len(chunks), "tagged": tagged, **retriever.describe()}
-    emit(summary, as_json=args.json, text=lambda s: (
-        f"indexed {s['chunks']} chunks ({s['tagged']} tagged with intents) into {s['index']} "
-        f"with {s['embedder']} embeddings"))
+    emit(
+        summary,
+        as_json=args.json,
+        text=lambda s: (
+            f"indexed {s['chunks']} chunks ({s['tagged']} tagged with intents) into {s['index']} "
+            f"with {s['embedder']} embeddings"
+        ),
+    )
     return 0
 
 
 def _query(args: argparse.Namespace) -> int:
     from tokenflow_rag.index import load_index, read_manifest
+
     read_manifest(args.index)  # a clear error for a missing index before any model loads
     classifier = _classifier(args) if args.model else None
     retriever = load_index(args.index, classifier=classifier)
