@@ -105,7 +105,12 @@ def _header(suite: Mapping[str, Any], results: Sequence[Mapping[str, Any]], out:
             f"Python {machine.get('python', '?')}; tokenflow_rag {machine.get('tokenflow_rag', '?')}; "
             f"{machine.get('date', '?')}; 1-minute load average at the start: {machine.get('load_average_1m', '?')}."
         )
-    if suite.get("seconds_total") is not None:
+    if suite.get("seconds_total") is not None and suite.get("partial_runs"):
+        lines.append(
+            f"Benchmarks were rerun separately (`--only`); this machine line is the latest run's, each section "
+            f"states its own load. Sum of the benchmarks' wall times: {suite['seconds_total'] / 60:.0f} min."
+        )
+    elif suite.get("seconds_total") is not None:
         lines.append(f"Wall time of the whole run: {suite['seconds_total'] / 60:.0f} min.")
     if suite.get("quick"):
         lines += ["", "**This is a `--quick` smoke run** (tiny training sizes, one epoch): do not quote these figures."]
@@ -121,7 +126,8 @@ def _summary(classify: Sequence[Mapping[str, Any]], retrieve: Sequence[Mapping[s
             method, value, verdict = _judge(result, target)
             best = _best_other(result, target["metric"], lower_is_better=target.get("max") is not None)
             status = {"met": "**met**", None: "reported"}.get(verdict, verdict)
-            rows.append(f"| {bench['title']} | {target['label']} | {_fmt(value)} ({method}) | {best} | {status} |")
+            shown = _ms(value) + " ms" if target["metric"].startswith("ms_") and value is not None else _fmt(value)
+            rows.append(f"| {bench['title']} | {target['label']} | {shown} ({method}) | {best} | {status} |")
     for result in retrieve:
         ratios = result.get("token_ratio_at_baseline_recall") or {}
         shown = ", ".join(f"k={k}: {'not reached' if v is None else f'x{v:.2f}'}" for k, v in ratios.items())
@@ -174,7 +180,8 @@ def _classify_section(result: Mapping[str, Any]) -> list[str]:
         lines.append("")
     for target in bench.get("targets", []):
         method, value, verdict = _judge(result, target)
-        shown = f"{method} did not run" if verdict == "not run" else f"{method} {_fmt(value)}"
+        number = _ms(value) + " ms" if target["metric"].startswith("ms_") and value is not None else _fmt(value)
+        shown = f"{method} did not run" if verdict == "not run" else f"{method} {number}"
         lines.append(f"Target: {target['label']} - {shown}{'' if verdict in (None, 'not run') else ': ' + verdict}.")
     lines.append("")
     return lines
@@ -329,7 +336,9 @@ def _best_other(result: Mapping[str, Any], metric: str, *, lower_is_better: bool
             and (best is None or sign * value > sign * best[1])
         ):
             best = (name, value)
-    return "-" if best is None else f"{_fmt(best[1])} ({best[0]})"
+    if best is None:
+        return "-"
+    return f"{_ms(best[1])} ms ({best[0]})" if metric.startswith("ms_") else f"{_fmt(best[1])} ({best[0]})"
 
 
 def _method_label(name: str, setup: Mapping[str, Any]) -> str:
