@@ -135,6 +135,12 @@ def test_train_with_a_separate_dev_file(
     assert main([*args, "--dev", str(dev)]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["train_examples"], summary["dev_examples"]) == (len(ROWS), len(dev_rows))
+    # --dev with --dev-fraction: the rows held out of DATA join the dev file's.
+    both = [*args[:3], str(tmp_path / "m1"), *args[4:], "--dev", str(dev), "--dev-fraction", "0.3"]
+    assert main(both) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["dev_examples"] > len(dev_rows) and summary["train_examples"] < len(ROWS)
+    assert summary["train_examples"] + summary["dev_examples"] == len(ROWS) + len(dev_rows)
     # A dev text that is also a training text would make the calibration look better than it is.
     dev.write_text(json.dumps(ROWS[0], ensure_ascii=False), encoding="utf-8")
     assert main([*args[:3], str(tmp_path / "m2"), *args[4:], "--dev", str(dev)]) == 2

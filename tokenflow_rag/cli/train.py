@@ -33,7 +33,10 @@ def register(sub: Any) -> None:
         "dev text written apart from DATA gives thresholds that hold on new text",
     )
     train.add_argument(
-        "--dev-fraction", type=float, default=0.15, help="share of DATA held out as dev when no --dev (default 0.15)"
+        "--dev-fraction",
+        type=float,
+        help="share of DATA held out as dev (default 0.15 without --dev, none with it); with --dev, the held-out "
+        "rows join the dev file's, so calibration sees text like DATA as well as text written apart from it",
     )
     train.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32)")
     train.add_argument(
@@ -67,7 +70,7 @@ def _train(args: argparse.Namespace) -> int:
     from tokenflow_rag.classifiers.hybrid import HybridConfig
     from tokenflow_rag.classifiers.neural import NeuralConfig, check_output_dir
     from tokenflow_rag.classifiers.trainer import IntentTrainer, TrainingArguments
-    from tokenflow_rag.classifiers.training_data import load_training_data
+    from tokenflow_rag.classifiers.training_data import load_training_data, split_dev
     from tokenflow_rag.errors import DataFormatError
     from tokenflow_rag.taxonomy import load_taxonomy
 
@@ -84,11 +87,15 @@ def _train(args: argparse.Namespace) -> int:
                 f"{len(overlap)} text(s) are in both DATA and --dev, e.g. {sorted(overlap)[0]!r}; "
                 "a dev set must be held out from training: remove them from one of the files"
             )
+    train_rows = examples
+    if dev is not None and args.dev_fraction is not None:
+        train_rows, held_out = split_dev(examples, args.dev_fraction, seed=args.seed)
+        dev = [*held_out, *dev]
     config = NeuralConfig(backbone=args.backbone) if args.backbone else NeuralConfig()
     training = TrainingArguments(
         epochs=args.epochs,
         seed=args.seed,
-        dev_fraction=args.dev_fraction,
+        dev_fraction=0.15 if args.dev_fraction is None else args.dev_fraction,
         batch_size=args.batch_size,
         learning_rate=args.lr,
         device=args.device,
@@ -96,7 +103,7 @@ def _train(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     trainer = IntentTrainer(taxonomy, config, training, fusion, choose_weights=choose_weights)
-    hybrid = trainer.train(examples, dev)
+    hybrid = trainer.train(train_rows, dev)
     hybrid.save_pretrained(args.out)
     info = hybrid.neural.metadata
     out = Path(args.out)
