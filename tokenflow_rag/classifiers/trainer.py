@@ -12,7 +12,7 @@ and one for the fused hybrid score, and returns a ready :class:`~.hybrid.HybridC
 The shipped default model is made with exactly::
 
     tokenflow train tokenflow_rag/data/intents_train.jsonl --dev tokenflow_rag/data/intents_dev.jsonl \
-        --out tokenflow_rag/data/models/default --seed 13 --epochs 12 --rule-weight auto
+        --dev-fraction 0.15 --out tokenflow_rag/data/models/default --seed 13 --epochs 12 --rule-weight auto
 """
 
 from __future__ import annotations
