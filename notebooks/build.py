@@ -53,7 +53,9 @@ def build(source: Path, *, execute: bool = True) -> Path:
     if execute:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-        NotebookClient(nb, timeout=TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
+        NotebookClient(
+            nb, timeout=TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}
+        ).execute()
     target = HERE / f"{source.stem}.ipynb"
     tmp = target.with_suffix(".ipynb.tmp")
     nbformat.write(nb, str(tmp))

@@ -59,14 +59,16 @@ rows = []
 for q in questions:
     response = engine.query(q)
     acc = response.source_nodes[0].node.metadata["tokenflow"]
-    rows.append({
-        "query": q,
-        "intents": ", ".join(acc["intents"]) or "none (fallback)",
-        "k": acc["k"],
-        "tokens": acc["tokens"],
-        "fixed top-5 tokens": acc["baseline_tokens"],
-        "top source": response.source_nodes[0].node.node_id,
-    })
+    rows.append(
+        {
+            "query": q,
+            "intents": ", ".join(acc["intents"]) or "none (fallback)",
+            "k": acc["k"],
+            "tokens": acc["tokens"],
+            "fixed top-5 tokens": acc["baseline_tokens"],
+            "top source": response.source_nodes[0].node.node_id,
+        }
+    )
 table = pd.DataFrame(rows)
 table
 

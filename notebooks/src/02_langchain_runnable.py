@@ -30,6 +30,7 @@ print(f"indexed {len(chunks)} chunks")
 # %% [markdown]
 # ## In an LCEL chain
 
+
 # %%
 def format_docs(docs):
     return "\n\n".join(doc.page_content for doc in docs)
@@ -64,8 +65,15 @@ print("async:", [d.id for d in async_docs])
 rows = []
 for q, docs in zip(questions, results):
     acc = docs[0].metadata["tokenflow"]
-    rows.append({"query": q, "intents": ", ".join(acc["intents"]) or "none (fallback)", "k": acc["k"],
-                 "tokens": acc["tokens"], "fixed top-5 tokens": acc["baseline_tokens"]})
+    rows.append(
+        {
+            "query": q,
+            "intents": ", ".join(acc["intents"]) or "none (fallback)",
+            "k": acc["k"],
+            "tokens": acc["tokens"],
+            "fixed top-5 tokens": acc["baseline_tokens"],
+        }
+    )
 table = pd.DataFrame(rows)
 table
 

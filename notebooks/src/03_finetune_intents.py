@@ -52,9 +52,16 @@ DATA = Path("data")
 # %%
 taxonomy = load_taxonomy(DATA / "hotel_taxonomy.yaml")
 pd.DataFrame(
-    [{"intent": i.name, "parent": i.parent or "", "k": i.k,
-      "en keywords": ", ".join(i.keywords.get("en", ())), "zh keywords": ", ".join(i.keywords.get("zh", ()))}
-     for i in taxonomy]
+    [
+        {
+            "intent": i.name,
+            "parent": i.parent or "",
+            "k": i.k,
+            "en keywords": ", ".join(i.keywords.get("en", ())),
+            "zh keywords": ", ".join(i.keywords.get("zh", ())),
+        }
+        for i in taxonomy
+    ]
 ).set_index("intent")
 
 # %% [markdown]
@@ -74,8 +81,14 @@ def describe(examples):
     counts = Counter(name for ex in examples for name in ex.intents)
     row = {name: counts[name] for name in taxonomy.names}
     zh = sum(any("\u4e00" <= ch <= "\u9fff" for ch in ex.text) for ex in examples)
-    return {**row, "none": sum(not ex.intents for ex in examples), "multi-intent": sum(len(ex.intents) > 1 for ex in examples),
-            "Chinese": zh, "English": len(examples) - zh, "rows": len(examples)}
+    return {
+        **row,
+        "none": sum(not ex.intents for ex in examples),
+        "multi-intent": sum(len(ex.intents) > 1 for ex in examples),
+        "Chinese": zh,
+        "English": len(examples) - zh,
+        "rows": len(examples),
+    }
 
 
 pd.DataFrame({"train": describe(train), "test": describe(test)}).T
@@ -95,8 +108,10 @@ trainer = IntentTrainer(
 )
 hybrid = trainer.train(train)
 info = hybrid.neural.metadata
-print(f"trained on {info['train_examples']} examples (dev {info['dev_examples']}), {info['epochs_run']} epochs, "
-      f"best epoch {info['best_epoch']}, in {info['train_seconds']} s")
+print(
+    f"trained on {info['train_examples']} examples (dev {info['dev_examples']}), {info['epochs_run']} epochs, "
+    f"best epoch {info['best_epoch']}, in {info['train_seconds']} s"
+)
 pd.DataFrame(trainer.history).set_index("epoch").round(3).T
 
 # %% [markdown]
@@ -113,9 +128,17 @@ gold = [ex.intents for ex in test]
 predictions = {name: [p.intents for p in clf.predict(texts)] for name, clf in classifiers.items()}
 reports = {name: multilabel_report(gold, pred, labels=taxonomy.names) for name, pred in predictions.items()}
 pd.DataFrame(
-    {name: {"micro-F1": r["micro_f1"], "macro-F1": r["macro_f1"], "exact match": r["exact_match"],
-            "micro precision": r["micro_precision"], "micro recall": r["micro_recall"], "none recall": r["none_recall"]}
-     for name, r in reports.items()}
+    {
+        name: {
+            "micro-F1": r["micro_f1"],
+            "macro-F1": r["macro_f1"],
+            "exact match": r["exact_match"],
+            "micro precision": r["micro_precision"],
+            "micro recall": r["micro_recall"],
+            "none recall": r["none_recall"],
+        }
+        for name, r in reports.items()
+    }
 ).T.round(3)
 
 # %% [markdown]
@@ -142,8 +165,8 @@ labels = [*taxonomy.names, "none"]
 def cooccurrence(gold_sets, pred_sets):
     matrix = np.zeros((len(labels), len(labels)))
     for g, p in zip(gold_sets, pred_sets):
-        for gi in (g or ("none",)):
-            for pi in (p or ("none",)):
+        for gi in g or ("none",):
+            for pi in p or ("none",):
                 matrix[labels.index(gi), labels.index(pi)] += 1
     support = np.array([sum(name in (g or ("none",)) for g in gold_sets) for name in labels])
     return matrix / np.maximum(support, 1)[:, None]
@@ -155,8 +178,15 @@ for ax, (name, pred) in zip(axes, predictions.items()):
     image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
     for (row, col), value in np.ndenumerate(matrix):
         if value > 0:
-            ax.text(col, row, f"{value:.2f}".lstrip("0"), ha="center", va="center", fontsize=7,
-                    color="white" if value > 0.6 else "black")
+            ax.text(
+                col,
+                row,
+                f"{value:.2f}".lstrip("0"),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value > 0.6 else "black",
+            )
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_title(f"{name}: micro-F1 {reports[name]['micro_f1']:.2f}, exact {reports[name]['exact_match']:.2f}")
@@ -171,8 +201,13 @@ plt.show()
 # %%
 rule_predictions = rules.predict(texts)
 disagree = [
-    {"query": t, "gold": ", ".join(g) or "none", "rules": ", ".join(r) or "none", "hybrid": ", ".join(h) or "none",
-     "keywords": "; ".join(f"{k}: {'/'.join(v)}" for k, v in rp.evidence.items())}
+    {
+        "query": t,
+        "gold": ", ".join(g) or "none",
+        "rules": ", ".join(r) or "none",
+        "hybrid": ", ".join(h) or "none",
+        "keywords": "; ".join(f"{k}: {'/'.join(v)}" for k, v in rp.evidence.items()),
+    }
     for t, g, r, h, rp in zip(texts, gold, predictions["rules"], predictions["hybrid"], rule_predictions)
     if set(r) != set(h)
 ]
@@ -205,7 +240,10 @@ assert same_intents and max_diff < 1e-5
 # %%
 prediction = reloaded.predict(["我们晚上到，能带狗吗？车停哪里？"])[0]
 print("intents:", prediction.intents)
-parts = {"calibrated": dict(prediction.scores), **{name: dict(scores) for name, scores in prediction.components.items()}}
+parts = {
+    "calibrated": dict(prediction.scores),
+    **{name: dict(scores) for name, scores in prediction.components.items()},
+}
 pd.DataFrame(parts).round(3).sort_values("calibrated", ascending=False)
 
 # %% [markdown]

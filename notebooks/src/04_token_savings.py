@@ -96,9 +96,11 @@ if USE_DSTC11:
     hotels = hotel_slice(full)
     heldout = split_dev(hotels, "heldout")
     evaluated = replace(heldout, queries=heldout.queries[:LIMIT])
-    print(f"DSTC11 val: {len(full.docs)} documents, {len(full.queries)} knowledge-seeking turns; "
-          f"hotel slice: {len(hotels.docs)} documents, {len(hotels.queries)} turns "
-          f"({len(heldout.queries)} held out, {len(evaluated.queries)} evaluated)")
+    print(
+        f"DSTC11 val: {len(full.docs)} documents, {len(full.queries)} knowledge-seeking turns; "
+        f"hotel slice: {len(hotels.docs)} documents, {len(hotels.queries)} turns "
+        f"({len(heldout.queries)} held out, {len(evaluated.queries)} evaluated)"
+    )
     report = run_retrieval_benchmark(
         evaluated,
         get_embedder("minilm"),
@@ -106,8 +108,10 @@ if USE_DSTC11:
         cache=EmbeddingCache(default_cache_dir()),
         progress=False,
     )
-    print(f"resolver: an entity was predicted for {report['resolver']['entity_predicted']:.0%} of the queries, "
-          f"the gold one for {report['resolver']['gold_entity_predicted']:.0%}")
+    print(
+        f"resolver: an entity was predicted for {report['resolver']['entity_predicted']:.0%} of the queries, "
+        f"the gold one for {report['resolver']['gold_entity_predicted']:.0%}"
+    )
 
 # %% [markdown]
 # ## Path B: `sample_corpus/` (the fallback on a fresh clone)
@@ -167,7 +171,11 @@ def sample_corpus_benchmark(corpus=SAMPLE_CORPUS, depth=20):
     pooled = np.concatenate(scores)
     for q in np.arange(0.50, 1.0, 0.05):
         t = float(np.quantile(pooled, q))
-        score("score_cutoff", f"score_cutoff@{t:.3f}", [[d for d, s in zip(r, sc) if s >= t] for r, sc in zip(ids, scores)])
+        score(
+            "score_cutoff",
+            f"score_cutoff@{t:.3f}",
+            [[d for d, s in zip(r, sc) if s >= t] for r, sc in zip(ids, scores)],
+        )
     for top in (5, 10, 20):
         cuts = [int(np.argmax(sc[: top - 1] - sc[1:top])) + 1 for sc in scores]
         score("adaptive_k", f"adaptive_k@top{top}", [row[:cut] for row, cut in zip(ids, cuts)])
@@ -176,28 +184,47 @@ def sample_corpus_benchmark(corpus=SAMPLE_CORPUS, depth=20):
     oracle = [IntentPrediction(dict.fromkeys(r["intents"], 1.0), tuple(r["intents"])) for r in rows]
     for family, predictions in (("tokenflow", predicted), ("oracle", oracle)):
         for k in (1, 2, 3, 4, 5):
-            retriever = IntentRetriever(base.store, lookup, classifier, policy=KPolicy(base_k=k, max_k=k), track_baseline=False)
-            score(family, f"{family}@k={k}", [retriever.retrieve_with_prediction(t, p, k=k).ids for t, p in zip(texts, predictions)])
+            retriever = IntentRetriever(
+                base.store, lookup, classifier, policy=KPolicy(base_k=k, max_k=k), track_baseline=False
+            )
+            score(
+                family,
+                f"{family}@k={k}",
+                [retriever.retrieve_with_prediction(t, p, k=k).ids for t, p in zip(texts, predictions)],
+            )
     methods["tokenflow"] = dict(methods["tokenflow@k=3"])  # the default taxonomy's k per intent
     # The retriever as shipped: k = 3 per predicted intent (capped at 8), plain top-5 when no intent.
     policy = IntentRetriever(base.store, lookup, classifier, track_baseline=False)
-    score("policy", "tokenflow (default KPolicy)", [policy.retrieve_with_prediction(t, p).ids for t, p in zip(texts, predicted)])
+    score(
+        "policy",
+        "tokenflow (default KPolicy)",
+        [policy.retrieve_with_prediction(t, p).ids for t, p in zip(texts, predicted)],
+    )
     curves.pop("policy")  # a single point: shown in the table, not drawn as a curve
     ratios, detail = token_ratios(methods, curves["tokenflow"])
     return {
-        "dataset": "sample_corpus", "embedder": base.embedder.name, "token_counter": "cl100k_base",
-        "documents": len(chunks), "queries": len(rows), "history_turns": 0,
+        "dataset": "sample_corpus",
+        "embedder": base.embedder.name,
+        "token_counter": "cl100k_base",
+        "documents": len(chunks),
+        "queries": len(rows),
+        "history_turns": 0,
         "operating_point": {"method": "tokenflow@k=3", "chosen_on": "the default taxonomy's k per intent"},
-        "methods": methods, "curves": curves, "token_ratio_at_baseline_recall": ratios,
-        "token_ratio_detail": detail, "curve_above_baselines": curve_above(methods, curves),
+        "methods": methods,
+        "curves": curves,
+        "token_ratio_at_baseline_recall": ratios,
+        "token_ratio_detail": detail,
+        "curve_above_baselines": curve_above(methods, curves),
         "no_intent_predicted": float(np.mean([p.is_none for p in predicted])),
     }
 
 
 if not USE_DSTC11:
     report = sample_corpus_benchmark()
-    print(f"{report['documents']} chunks, {report['queries']} queries with gold documents; "
-          f"no intent predicted (plain top-k fallback) for {report['no_intent_predicted']:.0%} of them")
+    print(
+        f"{report['documents']} chunks, {report['queries']} queries with gold documents; "
+        f"no intent predicted (plain top-k fallback) for {report['no_intent_predicted']:.0%} of them"
+    )
 
 # %% [markdown]
 # ## Tokens against recall, every method
@@ -237,15 +264,17 @@ headline = []
 for k, ratio in report["token_ratio_at_baseline_recall"].items():
     fixed = methods[f"fixed_k@{k}"]
     chosen = report["token_ratio_detail"][k]["tokenflow"]
-    headline.append({
-        "baseline": f"fixed top-{k}",
-        "baseline tokens": round(fixed["tokens_mean"]),
-        "baseline recall": round(fixed["recall"], 3),
-        "tokenflow setting": chosen or "none reaches it",
-        "tokenflow tokens": round(methods[chosen]["tokens_mean"]) if chosen else None,
-        "tokenflow recall": round(methods[chosen]["recall"], 3) if chosen else None,
-        "token ratio": ratio,
-    })
+    headline.append(
+        {
+            "baseline": f"fixed top-{k}",
+            "baseline tokens": round(fixed["tokens_mean"]),
+            "baseline recall": round(fixed["recall"], 3),
+            "tokenflow setting": chosen or "none reaches it",
+            "tokenflow tokens": round(methods[chosen]["tokens_mean"]) if chosen else None,
+            "tokenflow recall": round(methods[chosen]["recall"], 3) if chosen else None,
+            "token ratio": ratio,
+        }
+    )
 pd.DataFrame(headline)
 
 # %% [markdown]
@@ -256,9 +285,16 @@ shown = [f"fixed_k@{k}" for k in (1, 3, 5, 10, 20)] + report["curves"]["adaptive
 shown += report["curves"].get("oracle_entity", report["curves"].get("oracle", []))[:3]
 shown += [name for name in methods if name.startswith("tokenflow (")]
 table = pd.DataFrame(
-    [{"method": name, **{key: round(methods[name][key], 3) for key in ("tokens_mean", "docs_mean", "recall", "hit_rate")}}
-     for name in shown]
+    [
+        {
+            "method": name,
+            **{key: round(methods[name][key], 3) for key in ("tokens_mean", "docs_mean", "recall", "hit_rate")},
+        }
+        for name in shown
+    ]
 ).set_index("method")
 above = report["curve_above_baselines"]
-print(f"tokenflow's curve matches or beats {above['beaten']} of {above['baseline_points']} baseline points at equal tokens")
+print(
+    f"tokenflow's curve matches or beats {above['beaten']} of {above['baseline_points']} baseline points at equal tokens"
+)
 table
