@@ -41,6 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_result_options(parser: argparse.ArgumentParser) -> None:
+    """``--progress``, ``--out FILE`` and ``--json``: how a measuring command reports its result."""
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bars on stderr (default: when stderr is a terminal)",
+    )
+    parser.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
 def emit(data: Any, *, as_json: bool, text: Callable[[Any], str] | None = None) -> None:
     """Print ``data`` as JSON (``--json``) or through ``text`` for people."""
     if as_json:

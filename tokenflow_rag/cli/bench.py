@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tokenflow_rag.cli import emit
+from tokenflow_rag.cli import add_result_options, emit
 from tokenflow_rag.errors import ConfigError
 
 
@@ -38,14 +38,7 @@ def register(sub: Any) -> None:
         help="FAISS OpenMP threads during the run (default 1; 0 = FAISS's own default)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
-    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
-    p.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bars on stderr (default: when stderr is a terminal)",
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_result_options(p)
     p.set_defaults(func=run_bench_command)
 
 

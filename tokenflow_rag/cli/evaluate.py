@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tokenflow_rag.cli import emit
+from tokenflow_rag.cli import add_result_options, emit
 
 _FORMATS = ("jsonl", "csv", "snips", "nlupp", "clinc", "crosswoz")
 
@@ -96,14 +96,7 @@ def _register_classify(eval_sub: Any) -> None:
         "--threads", type=int, metavar="N", help="torch CPU threads (default: torch's; 1 is fastest on a busy machine)"
     )
     p.add_argument("--name", help="dataset name in the output")
-    p.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bars on stderr (default: when stderr is a terminal)",
-    )
-    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_result_options(p)
     p.set_defaults(func=_classify)
 
 

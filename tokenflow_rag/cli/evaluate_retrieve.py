@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tokenflow_rag.cli import emit
+from tokenflow_rag.cli import add_result_options, emit
 from tokenflow_rag.errors import ConfigError
 
 _DSTC_FORMATS = ("dstc11", "dstc9")
@@ -57,14 +57,7 @@ def register(eval_sub: Any) -> None:
     )
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     p.add_argument("--plot", metavar="PNG", help="also write a tokens-vs-recall plot")
-    p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
-    p.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bars on stderr (default: when stderr is a terminal)",
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_result_options(p)
     p.set_defaults(func=run_retrieve)
 
 
