@@ -250,31 +250,29 @@ def test_missing_test_file_is_reported() -> None:
         )
 
 
+def _rules_only(train: Path, test: Path) -> list[str]:
+    """``tokenflow eval classify`` arguments scoring the rules alone on the snips fixture."""
+    return [
+        "eval",
+        "classify",
+        "--format",
+        "snips",
+        "--train",
+        str(train),
+        "--test",
+        str(test),
+        "--mode",
+        "rules",
+        "--no-baselines",
+    ]
+
+
 def test_cli_json_has_top_level_metrics_and_writes_out(
     snips: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     train, test = snips
     out = tmp_path / "result.json"
-    code = main(
-        [
-            "eval",
-            "classify",
-            "--format",
-            "snips",
-            "--train",
-            str(train),
-            "--test",
-            str(test),
-            "--mode",
-            "rules",
-            "--no-baselines",
-            "--timing-queries",
-            "2",
-            "--json",
-            "--out",
-            str(out),
-        ]
-    )
+    code = main([*_rules_only(train, test), "--timing-queries", "2", "--json", "--out", str(out)])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["micro_f1"] == printed["modes"]["rules"]["micro_f1"]
@@ -284,26 +282,7 @@ def test_cli_json_has_top_level_metrics_and_writes_out(
 
 def test_cli_text_output_and_error_exit(snips: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     train, test = snips
-    assert (
-        main(
-            [
-                "eval",
-                "classify",
-                "--format",
-                "snips",
-                "--train",
-                str(train),
-                "--test",
-                str(test),
-                "--mode",
-                "rules",
-                "--no-baselines",
-                "--timing-queries",
-                "0",
-            ]
-        )
-        == 0
-    )
+    assert main([*_rules_only(train, test), "--timing-queries", "0"]) == 0
     text = capsys.readouterr().out
     assert "rules" in text and "micro-F1" in text and "skipped" in text
     assert (
