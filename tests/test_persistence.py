@@ -91,3 +91,22 @@ def test_wrong_embedder_is_refused(saved):
 def test_empty_store_cannot_be_saved(tmp_path, embedder):
     with pytest.raises(IndexStoreError, match="empty"):
         save_index(IntentRetriever(FaissStore(), embedder), tmp_path / "x")
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from tokenflow_rag._io import atomic_directory, atomic_write_text
+
+    # Temporaries are private; what replaces the target must be as readable as an ordinary file.
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "one.json", "{}")
+        with atomic_directory(tmp_path / "folder") as tmp:
+            atomic_write_text(tmp / "inside.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "one.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "folder" / "inside.json").stat().st_mode) == 0o644

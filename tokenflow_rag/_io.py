@@ -1,4 +1,9 @@
-"""Atomic file and directory writes: a failed call never leaves a half-written file behind."""
+"""Atomic file and directory writes: a failed call never leaves a half-written file behind.
+
+The temporaries come from :mod:`tempfile`, which creates them private (0600 / 0700); they are given the
+permissions an ordinary ``open()`` / ``mkdir()`` would (0666 / 0777 less the umask) before they take the
+target's place, so a saved index or model is as readable as any other file its user writes.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -35,6 +41,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -46,3 +53,10 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     os.replace(tmp, target)
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -284,13 +283,6 @@ class NeuralClassifier:
         }
         atomic_write_text(directory / MODEL_FILE, json.dumps(info, ensure_ascii=False, indent=1))
         atomic_write_text(directory / CALIBRATION_FILE, json.dumps(calibration, indent=1))
-        # Temporary files and folders are created private (0600/0700); a model folder, the shipped one
-        # above all, must be readable by whoever runs the code, as an ordinary copy would be.
-        umask = os.umask(0)
-        os.umask(umask)
-        for path in (directory / WEIGHTS_FILE, directory / MODEL_FILE, directory / CALIBRATION_FILE):
-            path.chmod(0o666 & ~umask)
-        directory.chmod(0o777 & ~umask)
 
     @classmethod
     def from_pretrained(
