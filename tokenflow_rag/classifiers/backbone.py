@@ -124,14 +124,13 @@ def extend_vocabulary(tokenizer: Any, model: Any, chars: Sequence[str], *, init:
     if init:
         weight = model.get_input_embeddings().weight
         with torch.no_grad():
-            # Sorted: get_vocab() is a hash map whose order changes per process, and the float sums
-            # below must not (same seed, same model).
-            known = sorted(
-                i for token, i in tokenizer.get_vocab().items() if i < before and len(token) == 1 and is_cjk(token)
-            )
-            reference = weight[known] if len(known) >= 8 else weight[:before]
-            rows = semantic_rows(tokenizer.get_vocab(), weight[:before], chars)
+            vocab = tokenizer.get_vocab()
+            rows = semantic_rows(vocab, weight[:before], chars)
             if rows is None:
+                # Sorted: get_vocab() is a hash map whose order changes per process, and the float sums
+                # below must not (same seed, same model).
+                known = sorted(i for token, i in vocab.items() if i < before and len(token) == 1 and is_cjk(token))
+                reference = weight[known] if len(known) >= 8 else weight[:before]
                 mean, std = reference.mean(dim=0), reference.std(dim=0)
                 generator = torch.Generator().manual_seed(len(chars))
                 noise = torch.randn(len(ids), weight.shape[1], generator=generator, dtype=weight.dtype)

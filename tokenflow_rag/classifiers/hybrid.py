@@ -178,7 +178,8 @@ class HybridClassifier:
                 gold[row, labels.index(name)] = 1
         texts = [ex.text for ex in dev]
         neural = self.neural.raw_scores(texts).astype(np.float64)
-        rules = np.array([[self.rules.scores(t)[0][n] for n in labels] for t in texts], dtype=np.float64)
+        rule_rows = (self.rules.scores(t)[0] for t in texts)
+        rules = np.array([[row[n] for n in labels] for row in rule_rows], dtype=np.float64)
         self.neural.calibration = Calibration.fit_matrix(neural, gold, labels)
         configured = self.config.rule_weight
         candidates = sorted({configured, *RULE_WEIGHT_GRID}) if choose_weights else [configured]

@@ -126,7 +126,7 @@ def _summary(classify: Sequence[Mapping[str, Any]], retrieve: Sequence[Mapping[s
             method, value, verdict = _judge(result, target)
             best = _best_other(result, target["metric"], lower_is_better=target.get("max") is not None)
             status = {"met": "**met**", None: "reported"}.get(verdict, verdict)
-            shown = _ms(value) + " ms" if target["metric"].startswith("ms_") and value is not None else _fmt(value)
+            shown = _metric_value(target["metric"], value)
             rows.append(f"| {bench['title']} | {target['label']} | {shown} ({method}) | {best} | {status} |")
     for result in retrieve:
         ratios = result.get("token_ratio_at_baseline_recall") or {}
@@ -180,8 +180,9 @@ def _classify_section(result: Mapping[str, Any]) -> list[str]:
         lines.append("")
     for target in bench.get("targets", []):
         method, value, verdict = _judge(result, target)
-        number = _ms(value) + " ms" if target["metric"].startswith("ms_") and value is not None else _fmt(value)
-        shown = f"{method} did not run" if verdict == "not run" else f"{method} {number}"
+        shown = (
+            f"{method} did not run" if verdict == "not run" else f"{method} {_metric_value(target['metric'], value)}"
+        )
         lines.append(f"Target: {target['label']} - {shown}{'' if verdict in (None, 'not run') else ': ' + verdict}.")
     lines.append("")
     return lines
@@ -336,9 +337,7 @@ def _best_other(result: Mapping[str, Any], metric: str, *, lower_is_better: bool
             and (best is None or sign * value > sign * best[1])
         ):
             best = (name, value)
-    if best is None:
-        return "-"
-    return f"{_ms(best[1])} ms ({best[0]})" if metric.startswith("ms_") else f"{_fmt(best[1])} ({best[0]})"
+    return "-" if best is None else f"{_metric_value(metric, best[1])} ({best[0]})"
 
 
 def _method_label(name: str, setup: Mapping[str, Any]) -> str:
@@ -361,6 +360,11 @@ def _count(value: Any) -> str:
 
 def _seconds(value: Any) -> str:
     return "-" if not isinstance(value, int | float) else f"{value:,.1f}"
+
+
+def _metric_value(metric: str, value: Any) -> str:
+    """A metric's value as the report shows it: latencies (``ms_*``) in milliseconds, the rest as scores."""
+    return f"{_ms(value)} ms" if metric.startswith("ms_") and value is not None else _fmt(value)
 
 
 def _ms(value: Any) -> str:
