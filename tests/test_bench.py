@@ -20,7 +20,6 @@ ROW_KEYS = {
     "plain_search_ms_p95",
     "retrieve_over_plain",
     "retrieve_over_plain_no_baseline_tracking",
-    "retrieve_over_plain_baseline_read",
     "tag_docs_per_s",
     "index_docs_per_s",
     "breakdown_ms_mean",

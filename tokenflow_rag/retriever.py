@@ -6,12 +6,8 @@ Everything the LlamaIndex and LangChain adapters do happens here; they only tran
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import dataclasses
-import functools
 import logging
-import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,12 +37,9 @@ class IntentRetriever:
         token_counter: A :class:`TokenCounter` or a name (``"cl100k_base"``, ``"hf:<model>"``).
         token_budget: Hard cap on the tokens of the returned chunks (None = no cap).
         overfetch: For stores without filter pushdown, fetch ``k * overfetch`` candidates per round.
-        track_baseline: Also report what plain top-``base_k`` would have returned
-            (``accounting.baseline_tokens``). When that needs a search of its own (a restricted search
-            whose store filtered by itself), the search runs when ``baseline_tokens`` is first read
-            (``to_dict()``, :class:`~tokenflow_rag.savings.SavingsTracker`, the adapters and the CLI
-            all read it), not during :meth:`retrieve`: a caller that never reads it never pays for it.
-            Read later, it counts the store as it is then. False: never measured (None).
+        track_baseline: Also measure what plain top-``base_k`` would have returned (``baseline_tokens``).
+            After a search the store filtered by itself this takes one more plain search; False skips it
+            (``tokenflow bench`` reports the ratio both ways).
 
     >>> from tokenflow_rag import IntentRetriever, FaissStore, HashingEmbedder, Chunk
     >>> emb, store = HashingEmbedder(), FaissStore()
@@ -179,23 +172,17 @@ class IntentRetriever:
             hits, filter_mode, plain = self._restricted_search(vector, decision.k, decision.search_intents)
             if len(hits) < decision.k:
                 hits, topped_up, plain = self._top_up(vector, hits, decision.k, plain)
-        baseline_tokens: int | None = None
-        deferred: Callable[[], int] | None = None
+        baseline_tokens = None
         if self.track_baseline:
             if decision.fallback and decision.k == base_k:
-                baseline_tokens = self.count_tokens(hits)
+                baseline = hits
             elif plain is not None and len(plain) >= min(base_k, len(self.store)):
-                baseline_tokens = self.count_tokens(plain[:base_k])
-            else:  # a second search, only to report the baseline: run it when (if) someone reads it
-
-                def count_baseline() -> int:
-                    return self.count_tokens(self.store.search(vector, base_k))
-
-                # Stores may read context variables (the adapters' stores read the query text): keep them.
-                deferred = functools.partial(contextvars.copy_context().run, count_baseline)
-
+                baseline = plain[:base_k]
+            else:
+                baseline = self.store.search(vector, base_k)
+            baseline_tokens = self.count_tokens(baseline)
         hits, dropped = self._apply_budget(hits, token_budget)
-        accounting = _Accounting(
+        accounting = Accounting(
             intents=prediction.intents,
             scores=dict(prediction.scores),
             confidence=prediction.confidence,
@@ -211,8 +198,6 @@ class IntentRetriever:
             token_budget=token_budget,
             dropped_for_budget=dropped,
         )
-        if deferred is not None:
-            accounting._defer_baseline(deferred)
         logger.info(
             "intents=%s k=%d (%s) filter=%s returned=%d tokens=%d baseline_tokens=%s",
             list(prediction.intents),
@@ -221,7 +206,7 @@ class IntentRetriever:
             filter_mode,
             len(hits),
             accounting.tokens,
-            "(counted on first read)" if deferred is not None else baseline_tokens,
+            baseline_tokens,
         )
         return RetrievalResult(tuple(hits), accounting)
 
@@ -283,51 +268,3 @@ class IntentRetriever:
             "max_k": self.policy.max_k,
             "token_budget": self.token_budget,
         }
-
-
-class _DeferredBaseline:
-    """``baseline_tokens`` of :class:`_Accounting`: a stored count, or one computed on first read."""
-
-    def __get__(self, obj: Any, owner: Any = None) -> Any:
-        if obj is None:
-            return None
-        state = obj.__dict__
-        if "_baseline_count" in state:
-            with state["_baseline_lock"]:
-                count = state.pop("_baseline_count", None)
-                if count is not None:
-                    state["baseline_tokens"] = count()
-        return state.get("baseline_tokens")
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        obj.__dict__["baseline_tokens"] = value
-
-
-_FIELDS = tuple(f.name for f in dataclasses.fields(Accounting))
-
-
-class _Accounting(Accounting):
-    """The :class:`Accounting` :class:`IntentRetriever` returns: the same fields, equality, repr and pickle
-    (as a plain ``Accounting``), except that ``baseline_tokens`` may be counted when first read."""
-
-    baseline_tokens = _DeferredBaseline()  # type: ignore[assignment]
-
-    def _defer_baseline(self, count: Callable[[], int]) -> None:
-        self.__dict__["_baseline_lock"] = threading.Lock()
-        self.__dict__["_baseline_count"] = count
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in _FIELDS)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Accounting):
-            return NotImplemented
-        return self._values() == tuple(getattr(other, name) for name in _FIELDS)
-
-    __hash__ = Accounting.__hash__
-
-    def __repr__(self) -> str:
-        return Accounting.__repr__(self).replace(type(self).__qualname__, Accounting.__qualname__, 1)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Accounting, self._values())

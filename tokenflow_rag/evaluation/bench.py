@@ -9,9 +9,7 @@ for token counts, so embedding cost does not drown the rest):
   k sizing, restricted search, top-up, token accounting) against ``store.search(vector, k)`` at the
   same k; ``retrieve_over_plain`` is the ratio of their total wall times (query vectors precomputed
   for both, so the embedding, which both pay, is left out);
-* the same ratio without baseline-token tracking (``track_baseline=False``), and with the baseline read
-  (``retrieve(...).accounting.baseline_tokens``, as the adapters, the CLI and ``SavingsTracker`` do: when
-  the store filtered by itself, that read runs one more plain search), to show its share;
+* the same ratio without baseline-token tracking (``track_baseline=False``), to show its share;
 * ``tag_docs_per_s`` (tagging with the default classifier) and ``index_docs_per_s`` (adding tagged
   chunks with precomputed vectors to a :class:`FaissStore`).
 
@@ -251,7 +249,6 @@ def _bench_size(n: int, classifier: Any, *, queries: int, dim: int, tag_sample: 
     before = [_timed(store.search, v, k) * 1e3 for v, k in zip(qvecs, ks)]
     tf_ms = [_timed(tracking.retrieve, t) * 1e3 for t in texts]
     tf_nb = [_timed(no_tracking.retrieve, t) * 1e3 for t in texts]
-    tf_read = [_timed(_retrieve_and_read_baseline, tracking, t) * 1e3 for t in texts]
     after = [_timed(store.search, v, k) * 1e3 for v, k in zip(qvecs, ks)]
     plain_ms = [(a + b) / 2 for a, b in zip(before, after)]
     breakdown = _breakdown(
@@ -267,16 +264,10 @@ def _bench_size(n: int, classifier: Any, *, queries: int, dim: int, tag_sample: 
         "plain_search_ms_p95": _pct(plain_ms, 95),
         "retrieve_over_plain": round(sum(tf_ms) / max(sum(plain_ms), 1e-9), 3),
         "retrieve_over_plain_no_baseline_tracking": round(sum(tf_nb) / max(sum(plain_ms), 1e-9), 3),
-        "retrieve_over_plain_baseline_read": round(sum(tf_read) / max(sum(plain_ms), 1e-9), 3),
         "tag_docs_per_s": round(len(sample) / max(tag_s, 1e-9), 1),
         "index_docs_per_s": round(n / max(index_s, 1e-9), 1),
         "breakdown_ms_mean": breakdown,
     }
-
-
-def _retrieve_and_read_baseline(retriever: Any, text: str) -> Any:
-    """A retrieval whose caller reads the baseline tokens (counted on first read when it needs a search)."""
-    return retriever.retrieve(text).accounting.baseline_tokens
 
 
 def _breakdown(
@@ -408,18 +399,16 @@ def format_bench(report: dict[str, Any]) -> str:
         f"Python {m['python']}, {m['date']}; classifier {report['classifier']}",
         "",
     ]
-    header = f"{'chunks':>8} {'classify p50/p95 ms':>20} {'retrieve p50 ms':>16} {'plain p50 ms':>13} {'ratio':>6} {'ratio*':>7} {'ratio+':>7} {'tag docs/s':>11} {'index docs/s':>13}"
+    header = f"{'chunks':>8} {'classify p50/p95 ms':>20} {'retrieve p50 ms':>16} {'plain p50 ms':>13} {'ratio':>6} {'ratio*':>7} {'tag docs/s':>11} {'index docs/s':>13}"
     lines.append(header)
     for r in report["sizes"]:
         lines.append(
             f"{r['chunks']:>8} {r['classify_ms_p50']:>9.3f} / {r['classify_ms_p95']:<8.3f} {r['retrieve_ms_p50']:>16.3f} "
             f"{r['plain_search_ms_p50']:>13.3f} {r['retrieve_over_plain']:>6.2f} {r['retrieve_over_plain_no_baseline_tracking']:>7.2f} "
-            f"{r.get('retrieve_over_plain_baseline_read', float('nan')):>7.2f} "
             f"{r['tag_docs_per_s']:>11.0f} {r['index_docs_per_s']:>13.0f}"
         )
     lines.append(
-        "ratio = tokenflow retrieve / plain store.search at the same k (total wall time); ratio* = without baseline-token "
-        "tracking; ratio+ = with the baseline tokens read (one more plain search when the store filtered)"
+        "ratio = tokenflow retrieve / plain store.search at the same k (total wall time); ratio* = without baseline-token tracking"
     )
     real = report.get("real_embedder")
     if real and "skipped" not in real:
