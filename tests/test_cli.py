@@ -103,6 +103,17 @@ def test_disk_full_on_stdout_is_one_line_without_traceback():
     assert proc.stderr == "tokenflow classify: error: No space left on device\n"
 
 
+def test_closed_pipe_on_stdout_exits_quietly():
+    # `tokenflow ... | head -1`: the reader closes the pipe early; no error line, no traceback.
+    script = (
+        "import os, sys; r, w = os.pipe(); os.close(r); os.dup2(w, 1); "
+        "from tokenflow_rag.cli import main; sys.exit(main(['classify', 'refund', '--mode', 'rules', '--json']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr == ""
+
+
 def test_demo_on_sample_corpus_keeps_recall_and_saves_tokens(capsys):
     code, out, _ = run(capsys, "demo", "--json", "--corpus", str(REPO / "sample_corpus"))
     assert code == 0

@@ -1,4 +1,4 @@
-"""``tokenflow train`` and ``tokenflow classify`` end to end, on a tiny random backbone."""
+"""``tokenflow train``, ``tokenflow calibrate`` and ``tokenflow classify`` end to end, on a tiny random backbone."""
 
 from __future__ import annotations
 
@@ -165,3 +165,44 @@ def test_train_rule_weight_auto_and_bad_values(
     assert json.loads(capsys.readouterr().out)["rule_weight"] == 0.5
     assert main([*args, "--out", str(tmp_path / "m3"), "--rule-weight", "heavy"]) == 2
     assert "--rule-weight must be a number in [0, 1] or 'auto'" in capsys.readouterr().err
+
+
+def test_calibrate_rewrites_thresholds_on_new_labelled_texts(
+    trained: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, _ = trained
+    dev = tmp_path / "traffic.jsonl"
+    rows = [
+        *(
+            {"text": t, "intents": ["refund"]}
+            for t in ("退款还没到", "refund not received", "退钱", "where is my refund")
+        ),
+        *({"text": t, "intents": []} for t in ("谢谢", "thanks a lot", "在吗", "ok")),
+    ]
+    dev.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    out = tmp_path / "mine"
+    args = ["calibrate", str(dev), "--model", str(model), "--out", str(out)]
+    assert main([*args, "--rule-weight", "0.5", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["dev_examples"] == len(rows) and summary["rule_weight"] == 0.5
+    assert summary["previous_rule_weight"] == 0.3
+    assert set(summary["dev"]) >= {"before", "rules", "neural", "hybrid", "kept_previous", "uncalibrated"}
+    saved = json.loads((out / "calibration.json").read_text(encoding="utf-8"))["hybrid"]
+    assert saved["rule_weight"] == 0.5 and saved["intents"]["refund"]["threshold"] == summary["thresholds"]["refund"]
+    info = json.loads((out / "tokenflow_model.json").read_text(encoding="utf-8"))["training"]
+    assert info["recalibrated"]["dev_examples"] == len(rows)
+    assert main(["classify", "退款还没到", "--model", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "hybrid"
+    # People read the same summary as text; the model shipped in the package is never overwritten.
+    assert main(args) == 0
+    assert "hybrid after" in capsys.readouterr().out
+    assert main(["calibrate", str(dev), "--out", str(Path(__file__).parents[1] / "README.md")]) == 2
+    assert "not a tokenflow model directory" in capsys.readouterr().err
+    from tokenflow_rag.classifiers.neural import default_model_dir
+
+    assert main(["calibrate", str(dev), "--out", str(default_model_dir())]) == 2
+    assert "shipped inside the package" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "x", "intents": ["weather"]}), encoding="utf-8")
+    assert main(["calibrate", str(bad), "--model", str(model), "--out", str(tmp_path / "m2")]) == 2
+    assert "unknown intent" in capsys.readouterr().err and not (tmp_path / "m2").exists()

@@ -7,6 +7,7 @@ import math
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -185,3 +186,36 @@ def test_fusion_weight_chosen_on_dev_is_the_best_one_there(model_dir: Path) -> N
     best = [float(w) for w, f1 in search.items() if f1 == max(search.values())]
     assert hybrid.config.rule_weight == min(best, key=lambda w: abs(w - 0.3))  # ties: closest to configured
     assert "rule_weight" not in HybridClassifier.from_pretrained(model_dir, strict=True).calibrate(dev)
+
+
+def test_recalibrate_keeps_the_previous_calibration_of_intents_too_rare_in_dev(model_dir: Path) -> None:
+    hybrid = HybridClassifier.from_pretrained(model_dir, strict=True)
+    old = hybrid.calibration.intents
+    dev = [
+        *(LabeledText(t, ("refund",)) for t in ("退款多久到账", "我要退款", "refund please", "money back now")),
+        *(LabeledText(t, ()) for t in ("你好", "hello", "天气不错", "good night")),
+    ]
+    report = hybrid.recalibrate(dev)
+    assert report["before"].keys() == report["hybrid"].keys() == {"micro_f1", "exact_match"}
+    # Only refund has 3+ positives: it is fitted anew, every other intent keeps its old numbers.
+    assert set(report["kept_previous"]) == set(hybrid.taxonomy.names) - {"refund"}
+    assert report["uncalibrated"] == []
+    for name in report["kept_previous"]:
+        assert hybrid.calibration.intents[name] == old[name]
+    fitted = Calibration.fit_matrix(
+        np.array([[0.3 * r + 0.7 * n] for r, n in _refund_scores(hybrid, dev)]),
+        np.array([[int("refund" in ex.intents)] for ex in dev]),
+        ["refund"],
+    )
+    assert hybrid.calibration.intents["refund"] == fitted.intents["refund"]
+    # New fusion weights make the old numbers meaningless: rare intents are then left uncalibrated.
+    report = hybrid.recalibrate(dev, rule_weight=0.5)
+    assert report["kept_previous"] == [] and set(report["uncalibrated"]) == set(hybrid.taxonomy.names) - {"refund"}
+    assert hybrid.calibration.intents["payment"] == IntentCalibration()
+    with pytest.raises(ConfigError, match="no examples"):
+        hybrid.recalibrate([])
+
+
+def _refund_scores(hybrid: HybridClassifier, dev: list[LabeledText]) -> list[tuple[float, float]]:
+    neural = hybrid.neural.raw_scores([ex.text for ex in dev])[:, hybrid.neural.labels.index("refund")]
+    return [(hybrid.rules.scores(ex.text)[0]["refund"], float(n)) for ex, n in zip(dev, neural)]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tokenflow_rag.classifiers.base import register_classifier, select_intents
-from tokenflow_rag.classifiers.calibration import Calibration
+from tokenflow_rag.classifiers.calibration import MIN_POSITIVES, Calibration
 from tokenflow_rag.classifiers.rules import RuleClassifier
 from tokenflow_rag.errors import ConfigError, ModelLoadError, TokenFlowError
 from tokenflow_rag.evaluation.datasets import LabeledText
@@ -169,17 +169,10 @@ class HybridClassifier:
         The metrics are measured on the same dev data the thresholds were chosen on, so they are
         slightly optimistic; report a separate test set for anything that matters.
         """
-        if self.neural is None:
-            raise ConfigError("cannot calibrate a hybrid without a neural model")
+        return self._fit(*self._dev_scores(dev), choose_weights=choose_weights)
+
+    def _fit(self, rules: np.ndarray, neural: np.ndarray, gold: np.ndarray, *, choose_weights: bool) -> dict[str, Any]:
         labels = self.neural.labels
-        gold = np.zeros((len(dev), len(labels)), dtype=np.int64)
-        for row, ex in enumerate(dev):
-            for name in ex.intents:
-                gold[row, labels.index(name)] = 1
-        texts = [ex.text for ex in dev]
-        neural = self.neural.raw_scores(texts).astype(np.float64)
-        rule_rows = (self.rules.scores(t)[0] for t in texts)
-        rules = np.array([[row[n] for n in labels] for row in rule_rows], dtype=np.float64)
         self.neural.calibration = Calibration.fit_matrix(neural, gold, labels)
         configured = self.config.rule_weight
         candidates = sorted({configured, *RULE_WEIGHT_GRID}) if choose_weights else [configured]
@@ -203,6 +196,61 @@ class HybridClassifier:
                 "dev_micro_f1": {str(w): m["micro_f1"] for w, (m, _) in by_weight.items()},
             }
         return report
+
+    def recalibrate(
+        self, dev: Sequence[LabeledText], *, rule_weight: float | None = None, choose_weights: bool = False
+    ) -> dict[str, Any]:
+        """Calibrate a trained hybrid again on new labelled data, such as a sample of your own traffic.
+
+        How far to trust the rules and where each threshold belongs depend on the text the classifier
+        will see; a few hundred labelled rows of it move both there without retraining (seconds, not
+        minutes). Unlike :meth:`calibrate`, an intent with fewer than
+        :data:`~tokenflow_rag.classifiers.calibration.MIN_POSITIVES` positive (or negative) rows in
+        ``dev`` keeps its previous calibration instead of falling back to the identity, as long as the
+        fusion weights stay the same (with new weights the old numbers no longer apply).
+
+        Args:
+            dev: Labelled texts the model was not trained on.
+            rule_weight: New weight of the rules in the fused score (default: keep the current one).
+            choose_weights: Choose the weight on ``dev`` as :meth:`calibrate` does (``rule_weight``, when
+                given, breaks ties).
+
+        Returns:
+            :meth:`calibrate`'s report plus ``"before"`` (the hybrid's dev metrics with the old
+            calibration), ``"kept_previous"`` and ``"uncalibrated"`` (intents too rare in ``dev``).
+        """
+        rules, neural, gold = self._dev_scores(dev)
+        labels = self.neural.labels
+        old_weight, old_hybrid, old_neural = self.config.rule_weight, self.calibration, self.neural.calibration
+        before = _metrics(_thresholded(old_weight * rules + (1.0 - old_weight) * neural, old_hybrid, labels), gold)
+        if rule_weight is not None:
+            self.config = HybridConfig(rule_weight, round(1.0 - rule_weight, 10))
+        report = self._fit(rules, neural, gold, choose_weights=choose_weights)
+        positives = gold.sum(axis=0)
+        sparse = [n for j, n in enumerate(labels) if min(positives[j], len(dev) - positives[j]) < MIN_POSITIVES]
+        same_weights = self.config.rule_weight == old_weight
+        kept = [n for n in sparse if same_weights and n in old_hybrid.intents]
+        self.neural.calibration = _with_previous(self.neural.calibration, old_neural, sparse)
+        self.calibration = _with_previous(self.calibration, old_hybrid, kept)
+        report.update(before=before, kept_previous=kept, uncalibrated=[n for n in sparse if n not in kept])
+        return report
+
+    def _dev_scores(self, dev: Sequence[LabeledText]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rule scores, raw neural scores and the 0/1 gold matrix of labelled texts, columns in label order."""
+        if self.neural is None:
+            raise ConfigError("cannot calibrate a hybrid without a neural model")
+        if not dev:
+            raise ConfigError("calibration needs labelled dev data; got no examples")
+        labels = self.neural.labels
+        gold = np.zeros((len(dev), len(labels)), dtype=np.int64)
+        for row, ex in enumerate(dev):
+            for name in ex.intents:
+                gold[row, labels.index(name)] = 1
+        texts = [ex.text for ex in dev]
+        neural = self.neural.raw_scores(texts).astype(np.float64)
+        rule_rows = (self.rules.scores(t)[0] for t in texts)
+        rules = np.array([[row[n] for n in labels] for row in rule_rows], dtype=np.float64)
+        return rules, neural, gold
 
     # -- persistence --------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:
@@ -286,6 +334,11 @@ def _saved_taxonomy(directory: Path) -> Taxonomy:
         )
     except Exception:  # noqa: BLE001 - any damage here means: fall back to the default taxonomy
         return default_taxonomy()
+
+
+def _with_previous(new: Calibration, old: Calibration, names: Sequence[str]) -> Calibration:
+    """``new`` with the intents in ``names`` taken from ``old`` (where it has them)."""
+    return Calibration({**new.intents, **{n: old.intents[n] for n in names if n in old.intents}})
 
 
 def _thresholded(raw: np.ndarray, calibration: Calibration, labels: Sequence[str]) -> np.ndarray:

@@ -75,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TokenFlowError as exc:
         print(f"tokenflow {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `tokenflow ... | head`: the reader has what it wanted; exit quietly
+        _silence_stdout_if_broken()
+        return 1
     except OSError as exc:  # unreadable input, disk full, a closed pipe: one line, not a traceback
         _silence_stdout_if_broken()
         print(f"tokenflow {args.command}: error: {_describe_os_error(exc)}", file=sys.stderr)
