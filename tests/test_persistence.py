@@ -105,8 +105,10 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
         atomic_write_text(tmp_path / "one.json", "{}")
         with atomic_directory(tmp_path / "folder") as tmp:
             atomic_write_text(tmp / "inside.json", "{}")
+            os.close(os.open(tmp / "private.bin", os.O_CREAT | os.O_WRONLY, 0o600))  # as safetensors writes
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "one.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "folder" / "inside.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "folder" / "private.bin").stat().st_mode) == 0o644

@@ -41,7 +41,12 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
+        mask = _umask()
+        os.chmod(tmp, 0o777 & ~mask)
+        # Some writers create private files (safetensors 0.8 writes 0600): a saved model is readable like any file.
+        for path in tmp.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                os.chmod(path, 0o666 & ~mask)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

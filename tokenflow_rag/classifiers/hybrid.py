@@ -172,6 +172,7 @@ class HybridClassifier:
         return self._fit(*self._dev_scores(dev), choose_weights=choose_weights)
 
     def _fit(self, rules: np.ndarray, neural: np.ndarray, gold: np.ndarray, *, choose_weights: bool) -> dict[str, Any]:
+        """:meth:`calibrate` on dev scores already computed (one neural pass serves both calibrations)."""
         labels = self.neural.labels
         self.neural.calibration = Calibration.fit_matrix(neural, gold, labels)
         configured = self.config.rule_weight
