@@ -392,6 +392,13 @@ def _read_calibration(directory: Path, part: str) -> Calibration:
         raise ModelLoadError(f"{path}: section {part!r} is corrupt ({exc}); re-run tokenflow train") from exc
 
 
+def default_training_data() -> Path:
+    """The labelled rows the shipped model was trained on (``tokenflow_rag/data/intents_train.jsonl``)."""
+    from importlib import resources
+
+    return Path(str(resources.files("tokenflow_rag").joinpath("data/intents_train.jsonl")))
+
+
 def default_model_dir() -> Path:
     """Folder of the trained model shipped for the default business taxonomy."""
     from importlib import resources

@@ -94,7 +94,6 @@ def _train(args: argparse.Namespace) -> int:
     from tokenflow_rag.classifiers.neural import NeuralConfig, check_output_dir
     from tokenflow_rag.classifiers.trainer import IntentTrainer, TrainingArguments
     from tokenflow_rag.classifiers.training_data import load_training_data, split_dev
-    from tokenflow_rag.errors import DataFormatError
     from tokenflow_rag.taxonomy import load_taxonomy
 
     check_output_dir(Path(args.out))  # fail before training, not after
@@ -104,12 +103,7 @@ def _train(args: argparse.Namespace) -> int:
     examples = load_training_data(args.data, taxonomy)
     dev = load_training_data(args.dev, taxonomy) if args.dev else None
     if dev is not None:
-        overlap = {ex.text for ex in examples} & {ex.text for ex in dev}
-        if overlap:
-            raise DataFormatError(
-                f"{len(overlap)} text(s) are in both DATA and --dev, e.g. {sorted(overlap)[0]!r}; "
-                "a dev set must be held out from training: remove them from one of the files"
-            )
+        _refuse_overlap({ex.text for ex in examples}, dev, "DATA")
     train_rows = examples
     if dev is not None and args.dev_fraction is not None:
         train_rows, held_out = split_dev(examples, args.dev_fraction, seed=args.seed)
@@ -149,7 +143,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from tokenflow_rag.classifiers.hybrid import HybridClassifier
-    from tokenflow_rag.classifiers.neural import check_output_dir, default_model_dir
+    from tokenflow_rag.classifiers.neural import check_output_dir, default_model_dir, default_training_data
     from tokenflow_rag.classifiers.training_data import fingerprint, load_training_data
 
     model_dir = Path(args.model) if args.model else default_model_dir()
@@ -161,10 +155,13 @@ def _calibrate(args: argparse.Namespace) -> int:
         )
     check_output_dir(out)
     choose_weights = args.rule_weight is not None and args.rule_weight.strip().lower() == "auto"
+    weight = _fusion_weights(args.rule_weight).rule_weight if args.rule_weight and not choose_weights else None
     hybrid = HybridClassifier.from_pretrained(model_dir, strict=True)
     dev = load_training_data(args.dev, hybrid.taxonomy)
+    if not args.model:  # the shipped model's training rows are in the package: rows it learned would mislead
+        trained = {ex.text for ex in load_training_data(default_training_data(), hybrid.taxonomy)}
+        _refuse_overlap(trained, dev, "the shipped model's training data (tokenflow_rag/data/intents_train.jsonl)")
     previous_weight = hybrid.config.rule_weight
-    weight = _fusion_weights(args.rule_weight).rule_weight if args.rule_weight and not choose_weights else None
     start = time.perf_counter()
     report = hybrid.recalibrate(dev, rule_weight=weight, choose_weights=choose_weights)
     hybrid.neural.metadata["recalibrated"] = {
@@ -205,6 +202,18 @@ def _format_calibrate(s: dict[str, Any]) -> str:
     if dev["uncalibrated"]:
         lines.append(f"too few examples, left uncalibrated (threshold 0.5): {', '.join(dev['uncalibrated'])}")
     return "\n".join(lines)
+
+
+def _refuse_overlap(trained: set[str], dev: Any, source: str) -> None:
+    """Dev rows the model learned from make its calibration look better than it is."""
+    from tokenflow_rag.errors import DataFormatError
+
+    overlap = trained & {ex.text for ex in dev}
+    if overlap:
+        raise DataFormatError(
+            f"{len(overlap)} dev text(s) are also in {source}, e.g. {sorted(overlap)[0]!r}; "
+            "calibration needs rows the model was not trained on: remove them from the dev file(s)"
+        )
 
 
 def _fusion_weights(text: str) -> Any:
