@@ -58,6 +58,11 @@ class HybridConfig:
                 f"e.g. rule_weight={self.rule_weight}, neural_weight={1 - self.rule_weight:.2f}"
             )
 
+    @classmethod
+    def from_rule_weight(cls, rule_weight: float) -> HybridConfig:
+        """The weights for ``rule_weight``, the model getting the rest."""
+        return cls(rule_weight, round(1.0 - rule_weight, 10))  # rounded: 1 - 0.7 is 0.30000000000000004
+
 
 RULE_WEIGHT_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Rule weights tried by :meth:`HybridClassifier.calibrate` when it chooses the fusion weights on dev."""
@@ -183,7 +188,7 @@ class HybridClassifier:
             calibration = Calibration.fit_matrix(fused, gold, labels)
             by_weight[weight] = (_metrics(_thresholded(fused, calibration, labels), gold), calibration)
         best = max(by_weight, key=lambda w: (by_weight[w][0]["micro_f1"], -abs(w - configured)))
-        self.config = HybridConfig(best, round(1.0 - best, 10))
+        self.config = HybridConfig.from_rule_weight(best)
         self.calibration = by_weight[best][1]
         report: dict[str, Any] = {
             "rules": _metrics(rules >= self.rules.threshold, gold),
@@ -225,7 +230,7 @@ class HybridClassifier:
         old_weight, old_hybrid, old_neural = self.config.rule_weight, self.calibration, self.neural.calibration
         before = _metrics(_thresholded(old_weight * rules + (1.0 - old_weight) * neural, old_hybrid, labels), gold)
         if rule_weight is not None:
-            self.config = HybridConfig(rule_weight, round(1.0 - rule_weight, 10))
+            self.config = HybridConfig.from_rule_weight(rule_weight)
         report = self._fit(rules, neural, gold, choose_weights=choose_weights)
         positives = gold.sum(axis=0)
         sparse = [n for j, n in enumerate(labels) if min(positives[j], len(dev) - positives[j]) < MIN_POSITIVES]

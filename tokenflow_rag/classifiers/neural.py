@@ -394,13 +394,13 @@ def _read_calibration(directory: Path, part: str) -> Calibration:
 
 def default_training_data() -> Path:
     """The labelled rows the shipped model was trained on (``tokenflow_rag/data/intents_train.jsonl``)."""
-    from importlib import resources
+    from tokenflow_rag._resources import package_data
 
-    return Path(str(resources.files("tokenflow_rag").joinpath("data/intents_train.jsonl")))
+    return package_data("intents_train.jsonl")
 
 
 def default_model_dir() -> Path:
     """Folder of the trained model shipped for the default business taxonomy."""
-    from importlib import resources
+    from tokenflow_rag._resources import package_data
 
-    return Path(str(resources.files("tokenflow_rag").joinpath("data/models/default")))
+    return package_data("models/default")

@@ -97,8 +97,8 @@ def _train(args: argparse.Namespace) -> int:
     from tokenflow_rag.taxonomy import load_taxonomy
 
     check_output_dir(Path(args.out))  # fail before training, not after
-    choose_weights = args.rule_weight.strip().lower() == "auto"
-    fusion = HybridConfig() if choose_weights else _fusion_weights(args.rule_weight)
+    weight, choose_weights = _rule_weight(args.rule_weight)
+    fusion = HybridConfig() if weight is None else HybridConfig.from_rule_weight(weight)
     taxonomy = load_taxonomy(args.taxonomy)
     examples = load_training_data(args.data, taxonomy)
     dev = load_training_data(args.dev, taxonomy) if args.dev else None
@@ -154,8 +154,7 @@ def _calibrate(args: argparse.Namespace) -> int:
             "directory of your own and load it with --model / HybridClassifier.from_pretrained"
         )
     check_output_dir(out)
-    choose_weights = args.rule_weight is not None and args.rule_weight.strip().lower() == "auto"
-    weight = _fusion_weights(args.rule_weight).rule_weight if args.rule_weight and not choose_weights else None
+    weight, choose_weights = _rule_weight(args.rule_weight)
     hybrid = HybridClassifier.from_pretrained(model_dir, strict=True)
     dev = load_training_data(args.dev, hybrid.taxonomy)
     if not args.model:  # the shipped model's training rows are in the package: rows it learned would mislead
@@ -216,16 +215,19 @@ def _refuse_overlap(trained: set[str], dev: Any, source: str) -> None:
         )
 
 
-def _fusion_weights(text: str) -> Any:
-    from tokenflow_rag.classifiers.hybrid import HybridConfig
-
+def _rule_weight(text: str | None) -> tuple[float | None, bool]:
+    """``--rule-weight`` as ``(weight, choose on dev)``: ``(None, False)`` when absent, ``(None, True)`` for auto."""
+    if text is None:
+        return None, False
+    if text.strip().lower() == "auto":
+        return None, True
     try:
         weight = float(text)
     except ValueError:
         weight = -1.0
     if not 0.0 <= weight <= 1.0:
         raise ConfigError(f"--rule-weight must be a number in [0, 1] or 'auto', got {text!r}")
-    return HybridConfig(weight, round(1.0 - weight, 10))
+    return weight, False
 
 
 def _format_train(s: dict[str, Any]) -> str:

@@ -545,10 +545,9 @@ def _pretrained_tokenflow(
 
 def _shipped_overlap(test: list[LabeledText]) -> int:
     """How many test texts also appear in the data the shipped model was trained or calibrated on (should be 0)."""
-    from importlib import resources
+    from tokenflow_rag._resources import package_data
 
-    data = resources.files("tokenflow_rag").joinpath("data")
-    paths = [Path(str(data.joinpath(name))) for name in ("intents_train.jsonl", "intents_dev.jsonl")]
+    paths = [package_data(name) for name in ("intents_train.jsonl", "intents_dev.jsonl")]
     try:
         shipped = {ex.text.strip().lower() for ex in load_labeled("jsonl", paths)}
     except (OSError, DataFormatError):
@@ -639,12 +638,10 @@ def _baselines(
     scope: _LabelScope | None = None
     if not rows and config.source == "default":
         # The shipped model's own training data: the baselines learn from what it learned from.
-        from importlib import resources
-
+        from tokenflow_rag.classifiers.neural import default_training_data
         from tokenflow_rag.taxonomy import default_taxonomy
 
-        path = Path(str(resources.files("tokenflow_rag").joinpath("data/intents_train.jsonl")))
-        rows = load_labeled("jsonl", [path])
+        rows = load_labeled("jsonl", [default_training_data()])
         scope = _LabelScope({i for ex in test for i in ex.intents}, default_taxonomy())
         setup["baselines_trained_on"] = "tokenflow_rag/data/intents_train.jsonl (the shipped model's training data)"
     if not rows:

@@ -410,10 +410,10 @@ def shown_command(argv: Sequence[str], datasets: Path) -> str:
 
 
 def _package_data(name: str) -> str:
-    """Path of a file in the package's data folder (the labelled files written for this repository)."""
-    from importlib import resources
+    """A file of the package's data folder as an argument (the folder itself, slash-terminated, for "")."""
+    from tokenflow_rag._resources import package_data
 
-    return str(resources.files("tokenflow_rag").joinpath("data")) + "/" + name
+    return str(package_data(name)) + ("" if name else "/")
 
 
 def run_benchmark(
