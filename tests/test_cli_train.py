@@ -64,7 +64,7 @@ def test_train_writes_safetensors_and_json_only(trained: tuple[Path, dict]) -> N
     out, summary = trained
     assert {p.suffix for p in out.iterdir()} == {".json", ".safetensors"}
     assert summary["examples"] == len(ROWS) and summary["train_examples"] + summary["dev_examples"] == len(ROWS)
-    assert set(summary["dev"]) >= {"rules", "neural", "hybrid"}
+    assert set(summary["dev"]) >= {"rules", "neural", "ngrams_at_0.5", "hybrid"}
     assert summary["size_bytes"] > 0 and summary["epochs_run"] == 1
 
 
@@ -76,9 +76,10 @@ def test_classify_json_shows_scores_intents_and_components(
     data = json.loads(capsys.readouterr().out)
     assert data["mode"] == "hybrid"
     assert set(data) >= {"intents", "scores", "confidence", "components", "contributions", "evidence"}
-    assert set(data["components"]) == {"rules", "neural"}
+    assert set(data["components"]) == {"rules", "neural", "ngrams"}
     refund = data["contributions"]["refund"]
     assert refund["rules"] == pytest.approx(0.3 * data["components"]["rules"]["refund"], abs=1e-3)
+    assert refund["ngrams"] == pytest.approx(0.35 * data["components"]["ngrams"]["refund"], abs=1e-3)
     assert main(["classify", "退款", "--model", str(out)]) == 0
     assert "intents:" in capsys.readouterr().out
 
@@ -211,3 +212,14 @@ def test_calibrate_rewrites_thresholds_on_new_labelled_texts(
     bad.write_text(json.dumps({"text": "x", "intents": ["weather"]}), encoding="utf-8")
     assert main(["calibrate", str(bad), "--model", str(model), "--out", str(tmp_path / "m2")]) == 2
     assert "unknown intent" in capsys.readouterr().err and not (tmp_path / "m2").exists()
+
+
+def test_train_no_ngrams_leaves_the_ngram_part_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    backbone = make_tiny_backbone(tmp_path / "backbone", "bert")
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS), encoding="utf-8")
+    args = ["train", str(data), "--out", str(tmp_path / "m"), "--backbone", str(backbone), "--epochs", "1"]
+    assert main([*args, "--dev-fraction", "0.3", "--no-ngrams"]) == 0
+    assert "n-grams" not in capsys.readouterr().out
+    assert not (tmp_path / "m" / "ngrams.json").exists()
+    assert (tmp_path / "m" / "tokenflow_model.json").exists()

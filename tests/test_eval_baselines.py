@@ -122,11 +122,11 @@ def test_embed_returning_the_wrong_shape_is_named() -> None:
         clf.fit(TEXTS, LABELS)
 
 
-def test_missing_scikit_learn_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_scikit_learn_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     # None in sys.modules makes the import fail as if the package were not installed.
     for name in ("sklearn", "sklearn.linear_model", "sklearn.feature_extraction", "sklearn.feature_extraction.text"):
         monkeypatch.setitem(sys.modules, name, None)
-    with pytest.raises(MissingDependencyError, match=re.escape("pip install 'tokenflow-rag[eval]'")) as info:
+    with pytest.raises(MissingDependencyError, match=re.escape("pip install scikit-learn")) as info:
         TfidfLogRegBaseline().fit(TEXTS, LABELS)
     assert isinstance(info.value, ImportError)
     assert isinstance(info.value.__cause__, ImportError)

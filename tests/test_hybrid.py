@@ -50,13 +50,15 @@ def hybrid(model_dir: Path) -> HybridClassifier:
     return HybridClassifier.from_pretrained(model_dir, strict=True)
 
 
-def test_scores_are_calibrated_fusion_of_both_components(hybrid: HybridClassifier) -> None:
+def test_scores_are_calibrated_fusion_of_rules_and_model(hybrid: HybridClassifier) -> None:
+    assert hybrid.ngrams is not None  # tokenflow train fits the n-gram part by default
     for p in hybrid.predict(TEXTS):
-        assert set(p.components) == {"rules", "neural"}
+        assert set(p.components) == {"rules", "neural", "ngrams"}
         for name, score in p.scores.items():
             assert 0.0 <= score <= 1.0
-            fused = 0.3 * p.components["rules"][name] + 0.7 * p.components["neural"][name]
-            assert math.isclose(score, hybrid.calibration.intents[name].apply(fused), rel_tol=1e-9)
+            model = (p.components["neural"][name] + p.components["ngrams"][name]) / 2
+            fused = 0.3 * p.components["rules"][name] + 0.7 * model
+            assert math.isclose(score, hybrid.calibration.intents[name].apply(fused), rel_tol=1e-6)
     first = hybrid.predict(TEXTS[:1])[0]
     assert first.evidence["refund"][0] == "退款"  # rule keywords are the evidence
 
@@ -86,7 +88,7 @@ def _one_warning(action):  # type: ignore[no-untyped-def]
     return result, str(relevant[0].message)
 
 
-@pytest.mark.parametrize("damage", ["missing", "corrupt_weights", "corrupt_json", "other_taxonomy"])
+@pytest.mark.parametrize("damage", ["missing", "corrupt_weights", "corrupt_json", "corrupt_ngrams", "other_taxonomy"])
 def test_broken_model_degrades_to_rules_with_one_warning(model_dir: Path, tmp_path: Path, damage: str) -> None:
     import shutil
 
@@ -99,6 +101,8 @@ def test_broken_model_degrades_to_rules_with_one_warning(model_dir: Path, tmp_pa
         (target / "adapter_model.safetensors").write_bytes(b"\x00" * 64)
     elif damage == "corrupt_json":
         (target / "tokenflow_model.json").write_text("{", encoding="utf-8")
+    elif damage == "corrupt_ngrams":
+        (target / "ngrams.safetensors").write_bytes(b"\x00" * 64)
     else:
         taxonomy = Taxonomy.from_dict({"name": "hotel", "intents": {"parking": {"keywords": ["parking"]}}})
 
@@ -203,7 +207,7 @@ def test_recalibrate_keeps_the_previous_calibration_of_intents_too_rare_in_dev(m
     for name in report["kept_previous"]:
         assert hybrid.calibration.intents[name] == old[name]
     fitted = Calibration.fit_matrix(
-        np.array([[0.3 * r + 0.7 * n] for r, n in _refund_scores(hybrid, dev)]),
+        np.array([[0.3 * r + 0.7 * m] for r, m in _refund_scores(hybrid, dev)]),
         np.array([[int("refund" in ex.intents)] for ex in dev]),
         ["refund"],
     )
@@ -217,5 +221,49 @@ def test_recalibrate_keeps_the_previous_calibration_of_intents_too_rare_in_dev(m
 
 
 def _refund_scores(hybrid: HybridClassifier, dev: list[LabeledText]) -> list[tuple[float, float]]:
-    neural = hybrid.neural.raw_scores([ex.text for ex in dev])[:, hybrid.neural.labels.index("refund")]
-    return [(hybrid.rules.scores(ex.text)[0]["refund"], float(n)) for ex, n in zip(dev, neural)]
+    """(rule score, model score = mean of network and n-grams) of "refund" for each dev text."""
+    texts, column = [ex.text for ex in dev], hybrid.neural.labels.index("refund")
+    model = (hybrid.neural.raw_scores(texts)[:, column] + hybrid.ngrams.raw_scores(texts)[:, column]) / 2
+    return [(hybrid.rules.scores(ex.text)[0]["refund"], float(m)) for ex, m in zip(dev, model)]
+
+
+def test_a_model_without_the_ngram_part_fuses_rules_and_network(model_dir: Path, tmp_path: Path) -> None:
+    """Trained with ngrams=False (``tokenflow train --no-ngrams``), or saved before the n-gram part existed."""
+    import shutil
+
+    target = tmp_path / "no-ngrams"
+    shutil.copytree(model_dir, target)
+    for name in ("ngrams.json", "ngrams.safetensors"):
+        (target / name).unlink()
+    clf = HybridClassifier.from_pretrained(target, strict=True)
+    assert clf.ngrams is None and clf.component_weights == {"rules": 0.3, "neural": 0.7}
+    for p in clf.predict(TEXTS):
+        assert set(p.components) == {"rules", "neural"}
+        for name, score in p.scores.items():
+            fused = 0.3 * p.components["rules"][name] + 0.7 * p.components["neural"][name]
+            assert math.isclose(score, clf.calibration.intents[name].apply(fused), rel_tol=1e-9)
+    # Half the model weight each, and saving keeps the part out.
+    assert HybridClassifier.from_pretrained(model_dir, strict=True).component_weights == {
+        "rules": 0.3,
+        "neural": 0.35,
+        "ngrams": 0.35,
+    }
+    clf.save_pretrained(tmp_path / "again")
+    assert not (tmp_path / "again" / "ngrams.json").exists()
+
+
+def test_trainer_without_ngrams(tmp_path: Path) -> None:
+    backbone = make_tiny_backbone(tmp_path / "bert", "bert")
+    config = NeuralConfig(backbone=str(backbone), cjk_vocab=60, max_length=16)
+    args = TrainingArguments(epochs=1, batch_size=3, progress=False)
+    hybrid = IntentTrainer(default_taxonomy(), config, args, ngrams=False).train(ROWS, ROWS[:4])
+    assert hybrid.ngrams is None and hybrid.neural.metadata["ngrams"] is None
+    assert "ngrams_at_0.5" not in hybrid.neural.metadata["dev"]
+
+
+def test_ngram_model_must_match_the_network() -> None:
+    from tokenflow_rag.classifiers.ngrams import CharNgramModel
+
+    ngrams = CharNgramModel.fit(["refund me"], [["refund"]], ["refund"])
+    with pytest.raises(ConfigError, match="n-gram model's intents"):
+        HybridClassifier(None, RuleClassifier(default_taxonomy()), ngrams=ngrams)

@@ -23,7 +23,8 @@ def require(module: str, *, extra: str | None = None) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        package = _PIP_NAMES.get(module, module.split(".")[0])
+        top = module.split(".")[0]
+        package = _PIP_NAMES.get(module) or _PIP_NAMES.get(top, top)
         hint = f"pip install 'tokenflow-rag[{extra}]'" if extra else f"pip install {package}"
         raise MissingDependencyError(
             f"{module} is required for this feature but is not installed; run: {hint}"

@@ -96,8 +96,9 @@ pd.DataFrame({"train": describe(train), "test": describe(test)}).T
 # %% [markdown]
 # ## 3. Train
 # `IntentTrainer` holds out 15% of the training rows as a dev split (stratified by intent) for early
-# stopping and for calibration: the neural scores and the fused hybrid score (0.3 x rules + 0.7 x neural)
-# each get Platt scaling and an F1-best threshold per intent. It returns a ready `HybridClassifier`.
+# stopping and for calibration. Beside the network it fits a character n-gram model on the same rows (seconds);
+# the hybrid's fused score is 0.3 x rules + 0.7 x the mean of the two. The neural scores alone and the fused
+# score each get Platt scaling and an F1-best threshold per intent. It returns a ready `HybridClassifier`.
 # Same data and seed give the same model.
 
 # %%

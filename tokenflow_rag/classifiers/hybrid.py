@@ -1,7 +1,9 @@
 """Hybrid intent classifier: keyword rules for stability, the neural model for generalisation.
 
-Per intent, the two scores are fused linearly, ``fused = 0.3 * rules + 0.7 * neural`` (weights in
-:class:`HybridConfig`), then calibrated on dev data (Platt scaling and an F1-best threshold per intent,
+Per intent, the scores are fused linearly, ``fused = 0.3 * rules + 0.7 * model`` (weights in
+:class:`HybridConfig`), where ``model`` is the fine-tuned network's score, averaged with the character
+n-gram model's (:mod:`.ngrams`) when the model directory has one (``tokenflow train`` fits both). The
+fused score is then calibrated on dev data (Platt scaling and an F1-best threshold per intent,
 see :mod:`.calibration`). So ``IntentPrediction.scores`` are probabilities, ``confidence`` is the
 weakest chosen intent's probability, and "none" is predicted only when no intent passes its threshold.
 
@@ -23,6 +25,7 @@ import numpy as np
 
 from tokenflow_rag.classifiers.base import register_classifier, select_intents
 from tokenflow_rag.classifiers.calibration import MIN_POSITIVES, Calibration
+from tokenflow_rag.classifiers.ngrams import CharNgramModel
 from tokenflow_rag.classifiers.rules import RuleClassifier
 from tokenflow_rag.errors import ConfigError, ModelLoadError, TokenFlowError
 from tokenflow_rag.evaluation.datasets import LabeledText
@@ -38,7 +41,8 @@ _LOAD_ERRORS = (TokenFlowError, OSError, RuntimeError, ValueError, ImportError)
 
 @dataclass(frozen=True)
 class HybridConfig:
-    """Fusion weights of the hybrid classifier (they must sum to 1).
+    """Fusion weights of the hybrid classifier (they must sum to 1): rules, and the model (the network,
+    or the mean of the network and the n-gram model).
 
     >>> HybridConfig().neural_weight, HybridConfig(rule_weight=0.5, neural_weight=0.5).rule_weight
     (0.7, 0.5)
@@ -78,6 +82,7 @@ class HybridClassifier:
         rules: The rule classifier (default: one over the neural model's taxonomy).
         config: Fusion weights.
         calibration: Per-intent calibration of the fused score (default: identity, threshold 0.5).
+        ngrams: A character n-gram model over the same intents, averaged with the network (optional).
 
     >>> clf = load_default_hybrid()  # doctest: +SKIP
     >>> p = clf.predict(["退款多久到账? I also never got the SMS"])[0]  # doctest: +SKIP
@@ -91,6 +96,7 @@ class HybridClassifier:
         rules: RuleClassifier | None = None,
         config: HybridConfig | None = None,
         calibration: Calibration | None = None,
+        ngrams: CharNgramModel | None = None,
     ) -> None:
         if neural is None and rules is None:
             raise ConfigError("a hybrid classifier needs a neural model, rules, or both")
@@ -101,6 +107,11 @@ class HybridClassifier:
                 f"rules and neural model disagree on the intents: {sorted(self.rules.taxonomy.names)} vs "
                 f"{sorted(neural.taxonomy.names)}; build both from the same taxonomy"
             )
+        if ngrams is not None and (neural is None or ngrams.labels != tuple(neural.labels)):
+            raise ConfigError(
+                f"the n-gram model's intents {list(ngrams.labels)} must be the neural model's, in its order"
+            )
+        self.ngrams = ngrams
         self.config = config or HybridConfig()
         self.calibration = calibration or Calibration()
         self.degraded_reason: str | None = None if neural is not None else "no neural model"
@@ -114,28 +125,43 @@ class HybridClassifier:
         """True when predictions come from the rules alone."""
         return self.neural is None
 
+    @property
+    def component_weights(self) -> dict[str, float]:
+        """The weight of each component's raw score in the fused score."""
+        if self.neural is None:
+            return {"rules": 1.0}
+        w_r, w_n = self.config.rule_weight, self.config.neural_weight
+        if self.ngrams is None:
+            return {"rules": w_r, "neural": w_n}
+        return {"rules": w_r, "neural": w_n / 2, "ngrams": w_n / 2}
+
     # -- prediction ---------------------------------------------------------------------------
     def predict(self, texts: Sequence[str]) -> list[IntentPrediction]:
-        """Classify each text; ``components`` holds the raw rule and neural scores per intent."""
+        """Classify each text; ``components`` holds the raw score of each part (rules, neural, ngrams)."""
         texts = list(texts)
         if self.neural is None:
             return self.rules.predict(texts)
         try:
-            neural_rows = self.neural.raw_scores(texts)
+            model_rows = {"neural": self.neural.raw_scores(texts)}
+            if self.ngrams is not None:
+                model_rows["ngrams"] = self.ngrams.raw_scores(texts)
         except Exception as exc:  # noqa: BLE001 - any model failure must leave the query served by the rules
             self._degrade(f"neural inference failed ({type(exc).__name__}: {exc})")
             return self.rules.predict(texts)
         labels = self.neural.labels
         thresholds = self.calibration.thresholds
+        weights = self.component_weights
         out = []
-        for text, row in zip(texts, neural_rows):
+        for i, text in enumerate(texts):
             rule_scores, rule_evidence = self.rules.scores(text)
-            neural_scores = {name: float(v) for name, v in zip(labels, row)}
-            fused = self.fuse(rule_scores, neural_scores)
+            components = {"rules": rule_scores}
+            for part, rows in model_rows.items():
+                components[part] = {name: float(v) for name, v in zip(labels, rows[i])}
+            fused = {n: sum(weights[p] * components[p][n] for p in weights) for n in self.taxonomy.names}
             scores = self.calibration.apply(fused)
             evidence: dict[str, tuple[str, ...]] = {}
             for name in self.taxonomy.names:
-                parts = rule_evidence.get(name, ()) + (("neural",) if neural_scores[name] >= 0.5 else ())
+                parts = rule_evidence.get(name, ()) + tuple(p for p in model_rows if components[p][name] >= 0.5)
                 if parts:
                     evidence[name] = parts
             out.append(
@@ -143,15 +169,14 @@ class HybridClassifier:
                     scores=scores,
                     intents=select_intents(scores, thresholds),
                     evidence=evidence,
-                    components={"rules": rule_scores, "neural": {n: neural_scores[n] for n in self.taxonomy.names}},
+                    components={p: {n: table[n] for n in self.taxonomy.names} for p, table in components.items()},
                 )
             )
         return out
 
-    def fuse(self, rule_scores: dict[str, float], neural_scores: dict[str, float]) -> dict[str, float]:
-        """The uncalibrated fused score per intent."""
-        w_r, w_n = self.config.rule_weight, self.config.neural_weight
-        return {name: w_r * rule_scores[name] + w_n * neural_scores[name] for name in self.taxonomy.names}
+    def _model_scores(self, neural: np.ndarray, ngrams: np.ndarray | None) -> np.ndarray:
+        """The model side of the fusion: the network's scores, averaged with the n-gram model's if any."""
+        return neural if ngrams is None else (neural + ngrams) / 2.0
 
     def _degrade(self, reason: str) -> None:
         warnings.warn(f"{reason}; classifying with keyword rules only from now on", stacklevel=3)
@@ -176,15 +201,24 @@ class HybridClassifier:
         """
         return self._fit(*self._dev_scores(dev), choose_weights=choose_weights)
 
-    def _fit(self, rules: np.ndarray, neural: np.ndarray, gold: np.ndarray, *, choose_weights: bool) -> dict[str, Any]:
+    def _fit(
+        self,
+        rules: np.ndarray,
+        neural: np.ndarray,
+        ngrams: np.ndarray | None,
+        gold: np.ndarray,
+        *,
+        choose_weights: bool,
+    ) -> dict[str, Any]:
         """:meth:`calibrate` on dev scores already computed (one neural pass serves both calibrations)."""
         labels = self.neural.labels
         self.neural.calibration = Calibration.fit_matrix(neural, gold, labels)
+        model = self._model_scores(neural, ngrams)
         configured = self.config.rule_weight
         candidates = sorted({configured, *RULE_WEIGHT_GRID}) if choose_weights else [configured]
         by_weight: dict[float, tuple[dict[str, float], Calibration]] = {}
         for weight in candidates:
-            fused = weight * rules + (1.0 - weight) * neural
+            fused = weight * rules + (1.0 - weight) * model
             calibration = Calibration.fit_matrix(fused, gold, labels)
             by_weight[weight] = (_metrics(_thresholded(fused, calibration, labels), gold), calibration)
         best = max(by_weight, key=lambda w: (by_weight[w][0]["micro_f1"], -abs(w - configured)))
@@ -196,6 +230,8 @@ class HybridClassifier:
             "neural": _metrics(_thresholded(neural, self.neural.calibration, labels), gold),
             "hybrid": by_weight[best][0],
         }
+        if ngrams is not None:
+            report["ngrams_at_0.5"] = _metrics(ngrams >= 0.5, gold)
         if choose_weights:
             report["rule_weight"] = {
                 "chosen": best,
@@ -225,13 +261,14 @@ class HybridClassifier:
             :meth:`calibrate`'s report plus ``"before"`` (the hybrid's dev metrics with the old
             calibration), ``"kept_previous"`` and ``"uncalibrated"`` (intents too rare in ``dev``).
         """
-        rules, neural, gold = self._dev_scores(dev)
+        rules, neural, ngrams, gold = self._dev_scores(dev)
         labels = self.neural.labels
         old_weight, old_hybrid, old_neural = self.config.rule_weight, self.calibration, self.neural.calibration
-        before = _metrics(_thresholded(old_weight * rules + (1.0 - old_weight) * neural, old_hybrid, labels), gold)
+        old_fused = old_weight * rules + (1.0 - old_weight) * self._model_scores(neural, ngrams)
+        before = _metrics(_thresholded(old_fused, old_hybrid, labels), gold)
         if rule_weight is not None:
             self.config = HybridConfig.from_rule_weight(rule_weight)
-        report = self._fit(rules, neural, gold, choose_weights=choose_weights)
+        report = self._fit(rules, neural, ngrams, gold, choose_weights=choose_weights)
         positives = gold.sum(axis=0)
         sparse = [n for j, n in enumerate(labels) if min(positives[j], len(dev) - positives[j]) < MIN_POSITIVES]
         same_weights = self.config.rule_weight == old_weight
@@ -241,8 +278,9 @@ class HybridClassifier:
         report.update(before=before, kept_previous=kept, uncalibrated=[n for n in sparse if n not in kept])
         return report
 
-    def _dev_scores(self, dev: Sequence[LabeledText]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rule scores, raw neural scores and the 0/1 gold matrix of labelled texts, columns in label order."""
+    def _dev_scores(self, dev: Sequence[LabeledText]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+        """Rule, raw neural and n-gram scores (``None`` without an n-gram model) and the 0/1 gold matrix
+        of labelled texts, columns in label order."""
         if self.neural is None:
             raise ConfigError("cannot calibrate a hybrid without a neural model")
         if not dev:
@@ -254,13 +292,14 @@ class HybridClassifier:
                 gold[row, labels.index(name)] = 1
         texts = [ex.text for ex in dev]
         neural = self.neural.raw_scores(texts).astype(np.float64)
+        ngrams = self.ngrams.raw_scores(texts) if self.ngrams is not None else None
         rule_rows = (self.rules.scores(t)[0] for t in texts)
         rules = np.array([[row[n] for n in labels] for row in rule_rows], dtype=np.float64)
-        return rules, neural, gold
+        return rules, neural, ngrams, gold
 
     # -- persistence --------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write the neural model and both calibrations to ``directory`` (atomically)."""
+        """Write the neural model, the n-gram model and both calibrations to ``directory`` (atomically)."""
         from tokenflow_rag._io import atomic_directory
         from tokenflow_rag.classifiers.neural import check_output_dir
 
@@ -277,6 +316,8 @@ class HybridClassifier:
         }
         with atomic_directory(target) as tmp:
             self.neural.write_files(tmp, calibration)
+            if self.ngrams is not None:
+                self.ngrams.write_files(tmp)
 
     @classmethod
     def from_pretrained(
@@ -300,6 +341,7 @@ class HybridClassifier:
 
         try:
             neural = NeuralClassifier.from_pretrained(directory, taxonomy, device=device)
+            ngrams = CharNgramModel.from_directory(Path(directory), neural.labels)
             config, calibration = _read_hybrid_section(Path(directory))
         except _LOAD_ERRORS as exc:
             if strict:
@@ -310,7 +352,7 @@ class HybridClassifier:
             hybrid = cls(None, RuleClassifier(tax))
             hybrid._degrade(f"cannot load the neural model ({exc})")
             return hybrid
-        return cls(neural, RuleClassifier(neural.taxonomy), config, calibration)
+        return cls(neural, RuleClassifier(neural.taxonomy), config, calibration, ngrams)
 
 
 def _read_hybrid_section(directory: Path) -> tuple[HybridConfig, Calibration]:

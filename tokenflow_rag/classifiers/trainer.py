@@ -6,7 +6,8 @@ rows, linear warm-up and decay, binary cross-entropy over one sigmoid per intent
 after every epoch, early stopping on dev micro-F1, and the best epoch's weights restored at the end.
 The same data and seed give the same model (seeded initialisation, shuffling and dropout).
 
-It then fits two calibrations on the dev split (:mod:`.calibration`): one for the neural scores alone
+Beside the network it fits the character n-gram model (:mod:`.ngrams`, seconds) on the same training
+rows, then two calibrations on the dev split (:mod:`.calibration`): one for the neural scores alone
 and one for the fused hybrid score, and returns a ready :class:`~.hybrid.HybridClassifier`.
 
 The shipped default model is made with exactly::
@@ -30,6 +31,7 @@ from tokenflow_rag._optional import require
 from tokenflow_rag.classifiers.backbone import resolve_device
 from tokenflow_rag.classifiers.hybrid import HybridClassifier, HybridConfig
 from tokenflow_rag.classifiers.neural import NeuralClassifier, NeuralConfig
+from tokenflow_rag.classifiers.ngrams import CharNgramModel
 from tokenflow_rag.classifiers.rules import RuleClassifier
 from tokenflow_rag.classifiers.training_data import fingerprint, split_dev
 from tokenflow_rag.errors import ConfigError
@@ -103,6 +105,7 @@ class IntentTrainer:
         hybrid: Fusion weights of the hybrid.
         choose_weights: Choose the fusion weights on dev instead (see :meth:`.HybridClassifier.calibrate`);
             ``hybrid`` then only breaks ties.
+        ngrams: Also fit the character n-gram model and average it with the network in the hybrid.
 
     >>> trainer = IntentTrainer(args=TrainingArguments(epochs=1, progress=False))  # doctest: +SKIP
     >>> hybrid = trainer.train(examples)  # doctest: +SKIP
@@ -117,12 +120,14 @@ class IntentTrainer:
         hybrid: HybridConfig | None = None,
         *,
         choose_weights: bool = False,
+        ngrams: bool = True,
     ) -> None:
         self.taxonomy = load_taxonomy(taxonomy)
         self.config = config or NeuralConfig()
         self.args = args or TrainingArguments()
         self.hybrid_config = hybrid or HybridConfig()
         self.choose_weights = choose_weights
+        self.ngrams = ngrams
         self.history: list[dict[str, float]] = []
 
     def train(self, examples: Sequence[LabeledText], dev: Sequence[LabeledText] | None = None) -> HybridClassifier:
@@ -195,13 +200,17 @@ class IntentTrainer:
                     if name in best_state:
                         param.copy_(best_state[name])
         neural.finalize()
-        hybrid = HybridClassifier(neural, RuleClassifier(self.taxonomy), self.hybrid_config)
+        ngrams = None
+        if self.ngrams:
+            ngrams = CharNgramModel.fit(texts, [ex.intents for ex in train], neural.labels)
+        hybrid = HybridClassifier(neural, RuleClassifier(self.taxonomy), self.hybrid_config, ngrams=ngrams)
         report = hybrid.calibrate(dev, choose_weights=self.choose_weights)
         neural.metadata = {
             "seed": self.args.seed,
             "args": {k: v for k, v in asdict(self.args).items() if k != "progress"},
             "hybrid": asdict(hybrid.config),
             "fusion_weights": "chosen on dev" if self.choose_weights else "configured",
+            "ngrams": len(ngrams.index) if ngrams is not None else None,
             "train_examples": len(train),
             "dev_examples": len(dev),
             "data_sha256": fingerprint([*train, *dev]),

@@ -50,6 +50,13 @@ def register(sub: Any) -> None:
         help="weight of the rules in the hybrid's fused score, the model's is 1 - W (default 0.3); "
         "'auto' chooses it on the dev data (best with a --dev file written apart from DATA)",
     )
+    train.add_argument(
+        "--no-ngrams",
+        dest="ngrams",
+        action="store_false",
+        help="leave out the character n-gram model the hybrid averages with the network (default: fit it, "
+        "a few seconds)",
+    )
     train.add_argument("--device", default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, mps")
     train.add_argument("--json", action="store_true", help="machine-readable summary")
     train.set_defaults(func=_train)
@@ -119,7 +126,7 @@ def _train(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
     )
     start = time.perf_counter()
-    trainer = IntentTrainer(taxonomy, config, training, fusion, choose_weights=choose_weights)
+    trainer = IntentTrainer(taxonomy, config, training, fusion, choose_weights=choose_weights, ngrams=args.ngrams)
     hybrid = trainer.train(train_rows, dev)
     hybrid.save_pretrained(args.out)
     info = hybrid.neural.metadata
@@ -235,12 +242,14 @@ def _format_train(s: dict[str, Any]) -> str:
         f"trained on {s['train_examples']} examples, dev {s['dev_examples']}; "
         f"{s['epochs_run']} epochs (best {s['best_epoch']}) in {s['seconds']} s",
         f"model written to {s['out']} ({s['size_bytes'] / 1e6:.1f} MB); "
-        f"fused score = {s['rule_weight']:g} x rules + {1 - s['rule_weight']:g} x model",
+        f"fused score = {s['rule_weight']:g} x rules + {1 - s['rule_weight']:g} x model"
+        + (" (mean of network and n-grams)" if "ngrams_at_0.5" in s["dev"] else ""),
         "dev (thresholds calibrated on dev):   micro-F1   exact match",
     ]
-    for name in ("rules", "neural", "hybrid"):
-        m = s["dev"][name]
-        lines.append(f"  {name:<34}{m['micro_f1']:>8.3f}{m['exact_match']:>14.3f}")
+    for name in ("rules", "neural", "ngrams_at_0.5", "hybrid"):
+        if name in s["dev"]:  # ngrams: only for a model trained with the n-gram part
+            m = s["dev"][name]
+            lines.append(f"  {name:<34}{m['micro_f1']:>8.3f}{m['exact_match']:>14.3f}")
     return "\n".join(lines)
 
 
@@ -277,10 +286,7 @@ def _classify(args: argparse.Namespace) -> int:
 
 def _contributions(clf: Any, prediction: Any) -> dict[str, dict[str, float]]:
     """How much each component added to each intent's fused (pre-calibration) score."""
-    weights = {"rules": 1.0, "neural": 1.0}
-    config = getattr(clf, "config", None)
-    if hasattr(config, "rule_weight"):
-        weights = {"rules": config.rule_weight, "neural": config.neural_weight}
+    weights = getattr(clf, "component_weights", {})
     return {
         name: {part: round(weights.get(part, 1.0) * table[name], 4) for part, table in prediction.components.items()}
         for name in prediction.scores

@@ -3,8 +3,8 @@
 Both are one-vs-rest logistic regressions that differ only in their features: TF-IDF character
 n-grams (no tokenizer, so Chinese works unsegmented) or frozen sentence embeddings (a SetFit-style
 head without the contrastive fine-tuning). An intent is predicted when its probability reaches
-``threshold``; when none does, the prediction is ``()``, "no intent". scikit-learn is optional and
-imported only when a baseline is fitted.
+``threshold``; when none does, the prediction is ``()``, "no intent". scikit-learn is imported only
+when a baseline is fitted.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _Head = TypeVar("_Head", bound="_OneVsRestHead")
 
 
 def _sklearn(submodule: str) -> Any:
-    return require(f"sklearn.{submodule}", extra="eval")
+    return require(f"sklearn.{submodule}")
 
 
 class _OneVsRestHead:

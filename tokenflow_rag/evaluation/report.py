@@ -74,8 +74,10 @@ def render_report(results_dir: Path, out: Path) -> list[Path]:
 _METHODS_NOTE = (
     "Methods: **rules** = tokenflow's keyword rules, keywords mined from the training texts "
     "(`tokenflow_rag.classifiers.keyword_mining`); **neural** = all-MiniLM-L6-v2 with LoRA adapters and one "
-    "sigmoid per intent, thresholds calibrated on a dev split of the training rows; **hybrid** = 0.3 rules + "
-    "0.7 neural, calibrated; **tfidf_logreg** = TF-IDF character 1-4-grams + one-vs-rest logistic regression; "
+    "sigmoid per intent, thresholds calibrated on a dev split of the training rows; **hybrid** = w x rules + "
+    "(1 - w) x model, calibrated, the model being the mean of the network and a TF-IDF character n-gram "
+    "logistic regression fitted on the network's training rows (w = 0.3, or as saved with the shipped model); "
+    "**tfidf_logreg** = TF-IDF character 1-4-grams + one-vs-rest logistic regression; "
     "**embedding_logreg** = frozen sentence embeddings + one-vs-rest logistic regression (a SetFit-style head "
     "without contrastive fine-tuning). Every method trains on the same rows. Exact match = the predicted "
     "intent set equals the gold set (CLINC's and MixATIS/MixSNIPS's accuracy). none P / none R = precision and "
