@@ -236,6 +236,8 @@ def test_unknown_domain_names_the_domains_file() -> None:
         ({"fmt": "jsonl", "holdout": 1.5, "train": ("b",)}, "holdout must be"),
         ({"fmt": "jsonl", "test": ("a",), "max_train": 0}, "max_train"),
         ({"fmt": "jsonl", "test": ("a",), "learning_rate": 3.0}, "learning_rate"),
+        ({"fmt": "jsonl", "test": ("a",), "calibrate_folds": 1}, "calibrate_folds must be >= 2"),
+        ({"fmt": "jsonl", "test": ("a",), "train": ("b",), "calibrate_folds": 5}, "recalibrates a trained model"),
     ],
 )
 def test_config_is_validated(kwargs: dict, needle: str) -> None:
@@ -393,3 +395,36 @@ def test_a_saved_model_is_scored_with_model(tmp_path: Path) -> None:
     assert {"rules", "neural", "hybrid"} <= {m for m, v in result["modes"].items() if "skipped" not in v}
     gold = {i for ex in load_labeled("jsonl", [FIX / "prototype.jsonl"]) for i in ex.intents}
     assert set(result["modes"]["neural"]["per_intent"]) <= gold  # refund -> payment: the file's label set
+    assert "hybrid_recalibrated" not in result["modes"]
+
+    # Recalibrated on the other folds of the test file, each fold in turn; the loaded calibration is restored.
+    config = ClassifyConfig(
+        "jsonl",
+        test=(str(FIX / "prototype.jsonl"),),
+        model=str(tmp_path / "model"),
+        baselines=False,
+        timing_queries=0,
+        calibrate_folds=3,
+    )
+    again = run_classify(config)
+    recalibrated = again["modes"]["hybrid_recalibrated"]
+    assert recalibrated["calibrate_folds"] == 3 and len(recalibrated["rule_weights_chosen"]) == 3
+    assert recalibrated["n"] == result["modes"]["hybrid"]["n"]
+    assert set(recalibrated["per_intent"]) <= gold
+    assert again["modes"]["hybrid"] == {**result["modes"]["hybrid"], "ms_per_query_p50": None, "ms_per_query_p95": None}
+
+    from tokenflow_rag.classifiers.hybrid import HybridClassifier
+    from tokenflow_rag.classifiers.keyword_mining import LabelMap
+    from tokenflow_rag.evaluation.classification import _LabelScope, _recalibrated_method
+
+    hybrid = HybridClassifier.from_pretrained(tmp_path / "model", strict=True)
+    before = (hybrid.config, hybrid.calibration, hybrid.neural.calibration)
+    test = load_labeled("jsonl", [FIX / "prototype.jsonl"])
+    labels = sorted({i for ex in test for i in ex.intents})
+    method = _recalibrated_method(
+        hybrid, test, LabelMap.from_labels(labels), _LabelScope(set(labels), hybrid.taxonomy), config
+    )
+    assert len(method.predict([ex.text for ex in test])) == len(test)
+    assert (hybrid.config, hybrid.calibration, hybrid.neural.calibration) == before
+    with pytest.raises(ConfigError, match="test rows it was set up with"):
+        method.predict(["something else"])

@@ -95,6 +95,14 @@ def _register_classify(eval_sub: Any) -> None:
     p.add_argument(
         "--threads", type=int, metavar="N", help="torch CPU threads (default: torch's; 1 is fastest on a busy machine)"
     )
+    p.add_argument(
+        "--calibrate-folds",
+        type=int,
+        metavar="K",
+        help="with --model or the shipped model: also score the hybrid recalibrated on labelled rows of this "
+        "text (what tokenflow calibrate does), cross-fitted: each of K folds of the test file is predicted after "
+        "calibrating on the other K-1",
+    )
     p.add_argument("--name", help="dataset name in the output")
     add_result_options(p)
     p.set_defaults(func=_classify)
@@ -163,6 +171,7 @@ def _classify(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=sys.stderr.isatty() if args.progress is None else args.progress,
         name=args.name,
+        calibrate_folds=args.calibrate_folds,
     )
     result = cross_validate(config, args.cv) if args.cv else run_classify(config)
     if args.out:
