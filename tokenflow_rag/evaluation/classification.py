@@ -45,9 +45,10 @@ __all__ = ["BASELINES", "MODES", "ClassifyConfig", "cross_validate", "format_cla
 logger = logging.getLogger(__name__)
 
 MODES: tuple[str, ...] = ("rules", "neural", "hybrid")
+"""tokenflow's own classifiers, cheapest first."""
+
 RECALIBRATED = "hybrid_recalibrated"
 """The mode ``calibrate_folds`` adds: the hybrid recalibrated on the other folds of the test file."""
-"""tokenflow's own classifiers, cheapest first."""
 
 BASELINES: tuple[str, ...] = ("tfidf_logreg", "embedding_logreg")
 """What a user might pick instead, trained on the same rows."""

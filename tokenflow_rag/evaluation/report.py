@@ -166,7 +166,7 @@ def _classify_section(result: Mapping[str, Any]) -> list[str]:
     modes = result.get("modes", {})
     for name in sorted(modes, key=lambda m: _MODE_ORDER.index(m) if m in _MODE_ORDER else len(_MODE_ORDER)):
         m = modes[name]
-        label = _method_label(name, setup, modes[name])
+        label = _method_label(name, setup, m)
         if "skipped" in m:
             lines.append(f"| {label} | skipped: {m['skipped']} |{' |' * 8}")
             continue
