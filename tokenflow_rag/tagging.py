@@ -67,8 +67,8 @@ def tag_chunks(
         rows = todo[start : start + batch_size]
         predictions = classifier.predict([chunks[i].text for i in rows])
         for i, prediction in zip(rows, predictions):
-            tags = _strong_intents(prediction.scores, min_score, max_intents, min_share)
-            out[i] = chunks[i].with_metadata(**{INTENTS_KEY: tags, TAGGED_BY_KEY: source})
+            strong = _strong_intents(prediction.scores, min_score, max_intents, min_share)
+            out[i] = chunks[i].with_metadata(**{INTENTS_KEY: strong, TAGGED_BY_KEY: source})
         bar.update(len(rows))
     bar.close()
     tagged = [c for c in out if c is not None]

@@ -59,7 +59,7 @@ def common_chinese_characters(n: int = DEFAULT_CJK_VOCAB) -> tuple[str, ...]:
     """
     jieba = require("jieba", extra="zh")
     counts: Counter[str] = Counter()
-    with open(Path(jieba.__file__).with_name("dict.txt"), encoding="utf-8") as fh:
+    with open(Path(str(jieba.__file__)).with_name("dict.txt"), encoding="utf-8") as fh:
         for line in fh:
             parts = line.split()
             if len(parts) < 2 or not parts[1].isdigit():
@@ -337,16 +337,16 @@ def make_tiny_backbone(directory: str | Path, architecture: str = "bert", *, see
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
         alphabet = pre_tokenizers.ByteLevel.alphabet()
-        vocab = {char: i for i, char in enumerate(sorted(alphabet))}
-        vocab["<|endoftext|>"] = len(vocab)
-        core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+        bpe_vocab = {char: i for i, char in enumerate(sorted(alphabet))}
+        bpe_vocab["<|endoftext|>"] = len(bpe_vocab)
+        core = Tokenizer(models.BPE(vocab=bpe_vocab, merges=[]))
         core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         core.decoder = decoders.ByteLevel()
         tokenizer = transformers.PreTrainedTokenizerFast(
             tokenizer_object=core, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
         )
         config = transformers.Qwen3Config(
-            vocab_size=len(vocab),
+            vocab_size=len(bpe_vocab),
             hidden_size=32,
             intermediate_size=64,
             num_hidden_layers=2,
@@ -354,8 +354,8 @@ def make_tiny_backbone(directory: str | Path, architecture: str = "bert", *, see
             num_key_value_heads=2,
             head_dim=8,
             max_position_embeddings=128,
-            pad_token_id=vocab["<|endoftext|>"],
-            eos_token_id=vocab["<|endoftext|>"],
+            pad_token_id=bpe_vocab["<|endoftext|>"],
+            eos_token_id=bpe_vocab["<|endoftext|>"],
         )
         model = transformers.Qwen3Model(config)
     tokenizer.save_pretrained(directory)

@@ -127,7 +127,7 @@ class CharNgramModel:
     def ngrams(self, text: str) -> list[str]:
         """The character n-grams of ``text``, exactly as scikit-learn's ``char_wb`` analyzer makes them."""
         low, high = self.ngram_range
-        out = []
+        out: list[str] = []
         for word in _WHITESPACE.sub(" ", text.lower()).split():
             word = f" {word} "
             for n in range(low, high + 1):
@@ -163,7 +163,11 @@ class CharNgramModel:
         vocabulary = sorted(self.index, key=self.index.__getitem__)
         info = {"labels": list(self.labels), "ngram_range": list(self.ngram_range), "vocabulary": vocabulary}
         atomic_write_text(directory / VOCABULARY_FILE, json.dumps(info, ensure_ascii=False))
-        arrays = {"idf": self.idf.astype(np.float16), "coef": self.coef.astype(np.float16), "intercept": self.intercept}
+        arrays: dict[str, np.ndarray] = {
+            "idf": self.idf.astype(np.float16),
+            "coef": self.coef.astype(np.float16),
+            "intercept": self.intercept,
+        }
         save_file(arrays, str(directory / WEIGHTS_FILE))
 
     @classmethod

@@ -259,7 +259,7 @@ def _length_bucketed_batches(lengths: Sequence[int], batch_size: int, generator:
 
     order = torch.randperm(len(lengths), generator=generator).tolist()
     pool = 16 * batch_size
-    batches = []
+    batches: list[list[int]] = []
     for start in range(0, len(order), pool):
         chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
         batches.extend(chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size))

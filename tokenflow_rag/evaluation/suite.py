@@ -529,9 +529,10 @@ def run_suite(
     previous = _read_suite(results_dir / SUITE_FILE)
     if only and previous:  # a partial run keeps the record of the benchmarks it did not touch
         mine = {e["name"] for e in log}
-        suite["benchmarks"] = [e for e in previous.get("benchmarks", []) if e["name"] not in mine] + log
+        merged = [e for e in previous.get("benchmarks", []) if e["name"] not in mine] + log
+        suite["benchmarks"] = merged
         # The report's "wall time of the whole run" is then the sum of the benchmarks' own runs.
-        suite["seconds_total"] = round(sum(e.get("seconds", 0.0) for e in suite["benchmarks"]), 1)
+        suite["seconds_total"] = round(sum(e.get("seconds", 0.0) for e in merged), 1)
         suite["partial_runs"] = True
     atomic_write_text(results_dir / SUITE_FILE, json.dumps(suite, ensure_ascii=False, indent=1))
     render_report(results_dir, out)
