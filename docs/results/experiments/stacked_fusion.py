@@ -1,0 +1,89 @@
+"""Exploratory: would a learned per-intent fusion (stacking) beat the shipped weighted mean?
+
+Not part of the library. The shipped hybrid fuses ``w * rules + (1 - w) * mean(network, ngrams)`` with one
+weight for every intent, then Platt-scales and thresholds each intent on the dev rows. Stacking instead fits,
+per intent, a logistic regression on ``[rule score, logit(network), logit(ngrams)]`` on the same dev rows
+(the shipped model's: the 15% of intents_train.jsonl the network did not train on + intents_dev.jsonl),
+so each intent learns how far to trust each part, then picks its F1-best threshold there. Both are scored
+on intents_test.jsonl and the sample_corpus queries, which nothing was fitted on. The seed set is not
+scored: this decides nothing yet.
+
+    python docs/results/experiments/stacked_fusion.py     # about 20 s on 2 cores
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from tokenflow_rag.classifiers.calibration import Calibration, best_threshold
+from tokenflow_rag.classifiers.hybrid import HybridClassifier, _metrics, _thresholded
+from tokenflow_rag.classifiers.neural import default_model_dir
+from tokenflow_rag.classifiers.training_data import load_training_data, split_dev
+from tokenflow_rag.evaluation.datasets import load_labeled
+
+ROOT = Path(__file__).resolve().parents[3]
+DATA = ROOT / "tokenflow_rag" / "data"
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _features(s: dict[str, np.ndarray], j: int, interactions: bool) -> np.ndarray:
+    cols = [s["rules"][:, j], _logit(s["network"][:, j]), _logit(s["ngrams"][:, j])]
+    if interactions:
+        cols.append(s["rules"][:, j] * _logit(s["network"][:, j]))
+    return np.stack(cols, axis=1)
+
+
+def main() -> None:
+    hybrid = HybridClassifier.from_pretrained(default_model_dir(), strict=True)
+    assert hybrid.ngrams is not None, "the shipped model has an n-gram part"
+    labels = list(hybrid.neural.labels)
+    _, held_out = split_dev(load_training_data(DATA / "intents_train.jsonl", hybrid.taxonomy), 0.15, seed=13)
+    sets = {
+        "dev": held_out + load_training_data(DATA / "intents_dev.jsonl", hybrid.taxonomy),
+        "intents_test": load_training_data(DATA / "intents_test.jsonl", hybrid.taxonomy),
+        "sample_queries": load_labeled("jsonl", [ROOT / "sample_corpus" / "queries.jsonl"]),
+    }
+    scores = {}
+    for name, rows in sets.items():
+        texts = [x.text for x in rows]
+        scores[name] = {
+            "rules": np.array([[hybrid.rules.scores(t)[0][n] for n in labels] for t in texts]),
+            "network": hybrid.neural.raw_scores(texts).astype(np.float64),
+            "ngrams": hybrid.ngrams.raw_scores(texts),
+            "gold": np.array([[n in x.intents for n in labels] for x in rows], dtype=int),
+        }
+    print("fusion | " + " | ".join(f"{name} micro-F1 / EM" for name in sets))
+
+    w = hybrid.config.rule_weight
+    fused = {k: w * s["rules"] + (1 - w) * (s["network"] + s["ngrams"]) / 2 for k, s in scores.items()}
+    calibration = Calibration.fit_matrix(fused["dev"], scores["dev"]["gold"], labels)
+    cells = [_metrics(_thresholded(fused[k], calibration, labels), scores[k]["gold"]) for k in sets]
+    print(f"shipped: {w} rules + {1 - w:.1f} mean | " + " | ".join(_cell(m) for m in cells))
+
+    for C in (0.1, 1.0, 10.0):
+        for interactions in (False, True):
+            predicted = {k: np.zeros_like(s["gold"], dtype=bool) for k, s in scores.items()}
+            for j in range(len(labels)):
+                dev_y = scores["dev"]["gold"][:, j]
+                model = LogisticRegression(C=C, max_iter=1000).fit(_features(scores["dev"], j, interactions), dev_y)
+                threshold = best_threshold(model.predict_proba(_features(scores["dev"], j, interactions))[:, 1], dev_y)
+                for k, s in scores.items():
+                    predicted[k][:, j] = model.predict_proba(_features(s, j, interactions))[:, 1] >= threshold
+            cells = [_metrics(predicted[k], scores[k]["gold"]) for k in sets]
+            name = f"stacked, C={C}" + (", + rules x logit(network)" if interactions else "")
+            print(f"{name} | " + " | ".join(_cell(m) for m in cells))
+
+
+def _cell(m: dict[str, float]) -> str:
+    return f"{m['micro_f1']:.3f} / {m['exact_match']:.3f}"
+
+
+if __name__ == "__main__":
+    main()
