@@ -142,25 +142,24 @@ class HybridClassifier:
         if self.neural is None:
             return self.rules.predict(texts)
         try:
-            model_rows = {"neural": self.neural.raw_scores(texts)}
-            if self.ngrams is not None:
-                model_rows["ngrams"] = self.ngrams.raw_scores(texts)
+            neural, ngrams = self._model_parts(texts)
         except Exception as exc:  # noqa: BLE001 - any model failure must leave the query served by the rules
             self._degrade(f"neural inference failed ({type(exc).__name__}: {exc})")
             return self.rules.predict(texts)
-        labels = self.neural.labels
+        rules, rule_rows = self._rule_parts(texts)
+        fused = self._fused(rules, neural, ngrams, self.config.rule_weight)
+        model_rows = {"neural": neural} if ngrams is None else {"neural": neural, "ngrams": ngrams}
+        names = self.taxonomy.names
+        column = {name: self.neural.labels.index(name) for name in names}
         thresholds = self.calibration.thresholds
-        weights = self.component_weights
         out = []
-        for i, text in enumerate(texts):
-            rule_scores, rule_evidence = self.rules.scores(text)
-            components = {"rules": rule_scores}
+        for i, (rule_scores, rule_evidence) in enumerate(rule_rows):
+            components = {"rules": {n: rule_scores[n] for n in names}}
             for part, rows in model_rows.items():
-                components[part] = {name: float(v) for name, v in zip(labels, rows[i])}
-            fused = {n: sum(weights[p] * components[p][n] for p in weights) for n in self.taxonomy.names}
-            scores = self.calibration.apply(fused)
+                components[part] = {n: float(rows[i, column[n]]) for n in names}
+            scores = self.calibration.apply({n: float(fused[i, column[n]]) for n in names})
             evidence: dict[str, tuple[str, ...]] = {}
-            for name in self.taxonomy.names:
+            for name in names:
                 parts = rule_evidence.get(name, ()) + tuple(p for p in model_rows if components[p][name] >= 0.5)
                 if parts:
                     evidence[name] = parts
@@ -169,14 +168,27 @@ class HybridClassifier:
                     scores=scores,
                     intents=select_intents(scores, thresholds),
                     evidence=evidence,
-                    components={p: {n: table[n] for n in self.taxonomy.names} for p, table in components.items()},
+                    components=components,
                 )
             )
         return out
 
-    def _model_scores(self, neural: np.ndarray, ngrams: np.ndarray | None) -> np.ndarray:
-        """The model side of the fusion: the network's scores, averaged with the n-gram model's if any."""
-        return neural if ngrams is None else (neural + ngrams) / 2.0
+    @staticmethod
+    def _fused(rules: np.ndarray, neural: np.ndarray, ngrams: np.ndarray | None, rule_weight: float) -> np.ndarray:
+        """The uncalibrated fused scores: rules, and the network averaged with the n-gram model if any."""
+        model = neural if ngrams is None else (neural + ngrams) / 2.0
+        return rule_weight * rules + (1.0 - rule_weight) * model
+
+    def _model_parts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw network and n-gram scores (``None`` without an n-gram model), columns in label order."""
+        neural = self.neural.raw_scores(texts).astype(np.float64)
+        return neural, (self.ngrams.raw_scores(texts) if self.ngrams is not None else None)
+
+    def _rule_parts(self, texts: Sequence[str]) -> tuple[np.ndarray, list[tuple[dict[str, float], Any]]]:
+        """Rule scores (columns in label order) and each text's ``(scores, evidence)`` from the rules."""
+        rows = [self.rules.scores(t) for t in texts]
+        matrix = np.array([[row[n] for n in self.neural.labels] for row, _ in rows], dtype=np.float64)
+        return matrix.reshape(len(texts), len(self.neural.labels)), rows
 
     def _degrade(self, reason: str) -> None:
         warnings.warn(f"{reason}; classifying with keyword rules only from now on", stacklevel=3)
@@ -213,12 +225,11 @@ class HybridClassifier:
         """:meth:`calibrate` on dev scores already computed (one neural pass serves both calibrations)."""
         labels = self.neural.labels
         self.neural.calibration = Calibration.fit_matrix(neural, gold, labels)
-        model = self._model_scores(neural, ngrams)
         configured = self.config.rule_weight
         candidates = sorted({configured, *RULE_WEIGHT_GRID}) if choose_weights else [configured]
         by_weight: dict[float, tuple[dict[str, float], Calibration]] = {}
         for weight in candidates:
-            fused = weight * rules + (1.0 - weight) * model
+            fused = self._fused(rules, neural, ngrams, weight)
             calibration = Calibration.fit_matrix(fused, gold, labels)
             by_weight[weight] = (_metrics(_thresholded(fused, calibration, labels), gold), calibration)
         best = max(by_weight, key=lambda w: (by_weight[w][0]["micro_f1"], -abs(w - configured)))
@@ -264,8 +275,7 @@ class HybridClassifier:
         rules, neural, ngrams, gold = self._dev_scores(dev)
         labels = self.neural.labels
         old_weight, old_hybrid, old_neural = self.config.rule_weight, self.calibration, self.neural.calibration
-        old_fused = old_weight * rules + (1.0 - old_weight) * self._model_scores(neural, ngrams)
-        before = _metrics(_thresholded(old_fused, old_hybrid, labels), gold)
+        before = _metrics(_thresholded(self._fused(rules, neural, ngrams, old_weight), old_hybrid, labels), gold)
         if rule_weight is not None:
             self.config = HybridConfig.from_rule_weight(rule_weight)
         report = self._fit(rules, neural, ngrams, gold, choose_weights=choose_weights)
@@ -291,11 +301,8 @@ class HybridClassifier:
             for name in ex.intents:
                 gold[row, labels.index(name)] = 1
         texts = [ex.text for ex in dev]
-        neural = self.neural.raw_scores(texts).astype(np.float64)
-        ngrams = self.ngrams.raw_scores(texts) if self.ngrams is not None else None
-        rule_rows = (self.rules.scores(t)[0] for t in texts)
-        rules = np.array([[row[n] for n in labels] for row in rule_rows], dtype=np.float64)
-        return rules, neural, ngrams, gold
+        neural, ngrams = self._model_parts(texts)
+        return self._rule_parts(texts)[0], neural, ngrams, gold
 
     # -- persistence --------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:

@@ -140,6 +140,11 @@ _RECALIBRATED_NOTE = (
 )
 
 
+def _shipped_model_argv(name: str, test: str, quick: bool) -> list[str]:
+    """The shipped model scored on a JSONL file, with the cross-fitted recalibration beside it."""
+    return ["classify", "--format", "jsonl", "--name", name, "--test", test, "--calibrate-folds", "5", *_common(quick)]
+
+
 def _mix_benchmark(name: str, single: str, mixed: str, target: float) -> Benchmark:
     return Benchmark(
         name=name,
@@ -259,18 +264,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         name="tokenflow_seed",
         title="TokenFlow seed set: the shipped default classifier, external test",
         needs=("tokenflow_seed/multi_intent_zh.jsonl",),
-        argv=lambda d, q: [
-            "classify",
-            "--format",
-            "jsonl",
-            "--name",
-            "tokenflow_seed",
-            "--test",
-            str(d / "tokenflow_seed" / "multi_intent_zh.jsonl"),
-            "--calibrate-folds",
-            "5",
-            *_common(q),
-        ],
+        argv=lambda d, q: _shipped_model_argv("tokenflow_seed", str(d / "tokenflow_seed" / "multi_intent_zh.jsonl"), q),
         anchors=(
             {
                 "name": "TokenFlow prototype",
@@ -304,18 +298,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         name="tokenflow_heldout",
         title="Held-out business queries (zh/en, another writer): the shipped default classifier",
         needs=(),
-        argv=lambda d, q: [
-            "classify",
-            "--format",
-            "jsonl",
-            "--name",
-            "tokenflow_heldout",
-            "--test",
-            _package_data("intents_test.jsonl"),
-            "--calibrate-folds",
-            "5",
-            *_common(q),
-        ],
+        argv=lambda d, q: _shipped_model_argv("tokenflow_heldout", _package_data("intents_test.jsonl"), q),
         targets=(
             {"metric": "micro_f1", "min": None, "label": "micro-F1 reported"},
             {

@@ -13,19 +13,13 @@ scored: this decides nothing yet.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+from char_ngram_fusion import component_scores  # its sibling script: run from any folder, Python adds this one
 from sklearn.linear_model import LogisticRegression
 
 from tokenflow_rag.classifiers.calibration import Calibration, best_threshold
 from tokenflow_rag.classifiers.hybrid import HybridClassifier, _metrics, _thresholded
 from tokenflow_rag.classifiers.neural import default_model_dir
-from tokenflow_rag.classifiers.training_data import load_training_data, split_dev
-from tokenflow_rag.evaluation.datasets import load_labeled
-
-ROOT = Path(__file__).resolve().parents[3]
-DATA = ROOT / "tokenflow_rag" / "data"
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -44,21 +38,8 @@ def main() -> None:
     hybrid = HybridClassifier.from_pretrained(default_model_dir(), strict=True)
     assert hybrid.ngrams is not None, "the shipped model has an n-gram part"
     labels = list(hybrid.neural.labels)
-    _, held_out = split_dev(load_training_data(DATA / "intents_train.jsonl", hybrid.taxonomy), 0.15, seed=13)
-    sets = {
-        "dev": held_out + load_training_data(DATA / "intents_dev.jsonl", hybrid.taxonomy),
-        "intents_test": load_training_data(DATA / "intents_test.jsonl", hybrid.taxonomy),
-        "sample_queries": load_labeled("jsonl", [ROOT / "sample_corpus" / "queries.jsonl"]),
-    }
-    scores = {}
-    for name, rows in sets.items():
-        texts = [x.text for x in rows]
-        scores[name] = {
-            "rules": np.array([[hybrid.rules.scores(t)[0][n] for n in labels] for t in texts]),
-            "network": hybrid.neural.raw_scores(texts).astype(np.float64),
-            "ngrams": hybrid.ngrams.raw_scores(texts),
-            "gold": np.array([[n in x.intents for n in labels] for x in rows], dtype=int),
-        }
+    scores = component_scores(hybrid, hybrid.ngrams.raw_scores)
+    sets = list(scores)
     print("fusion | " + " | ".join(f"{name} micro-F1 / EM" for name in sets))
 
     w = hybrid.config.rule_weight
