@@ -267,3 +267,20 @@ def test_ngram_model_must_match_the_network() -> None:
     ngrams = CharNgramModel.fit(["refund me"], [["refund"]], ["refund"])
     with pytest.raises(ConfigError, match="n-gram model's intents"):
         HybridClassifier(None, RuleClassifier(default_taxonomy()), ngrams=ngrams)
+
+
+def test_crossfit_predict_recalibrates_per_fold_and_restores_the_model(model_dir: Path) -> None:
+    hybrid = HybridClassifier.from_pretrained(model_dir, strict=True)
+    before = (hybrid.config, hybrid.calibration, hybrid.neural.calibration)
+    dev = [
+        *(LabeledText(t, ("refund",)) for t in ("退款多久到账", "我要退款", "refund please", "money back now")),
+        *(LabeledText(t, ()) for t in ("你好", "hello", "天气不错", "good night")),
+    ]
+    intents, weights = hybrid.crossfit_predict(dev, 2, seed=1)
+    assert len(intents) == len(dev) and len(weights) == 2
+    assert all(set(i) <= set(hybrid.taxonomy.names) for i in intents)
+    assert (hybrid.config, hybrid.calibration, hybrid.neural.calibration) == before
+    assert hybrid.crossfit_predict(dev, 2, seed=1) == (intents, weights)  # seeded folds
+    for folds in (1, 9, 2.0):
+        with pytest.raises(ConfigError, match="folds must be an integer from 2 to the number of rows"):
+            hybrid.crossfit_predict(dev, folds)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -272,7 +273,19 @@ class HybridClassifier:
             :meth:`calibrate`'s report plus ``"before"`` (the hybrid's dev metrics with the old
             calibration), ``"kept_previous"`` and ``"uncalibrated"`` (intents too rare in ``dev``).
         """
-        rules, neural, ngrams, gold = self._dev_scores(dev)
+        return self._recalibrate(*self._dev_scores(dev), rule_weight=rule_weight, choose_weights=choose_weights)
+
+    def _recalibrate(
+        self,
+        rules: np.ndarray,
+        neural: np.ndarray,
+        ngrams: np.ndarray | None,
+        gold: np.ndarray,
+        *,
+        rule_weight: float | None = None,
+        choose_weights: bool = False,
+    ) -> dict[str, Any]:
+        """:meth:`recalibrate` on dev scores already computed."""
         labels = self.neural.labels
         old_weight, old_hybrid, old_neural = self.config.rule_weight, self.calibration, self.neural.calibration
         before = _metrics(_thresholded(self._fused(rules, neural, ngrams, old_weight), old_hybrid, labels), gold)
@@ -280,13 +293,51 @@ class HybridClassifier:
             self.config = HybridConfig.from_rule_weight(rule_weight)
         report = self._fit(rules, neural, ngrams, gold, choose_weights=choose_weights)
         positives = gold.sum(axis=0)
-        sparse = [n for j, n in enumerate(labels) if min(positives[j], len(dev) - positives[j]) < MIN_POSITIVES]
+        sparse = [n for j, n in enumerate(labels) if min(positives[j], len(gold) - positives[j]) < MIN_POSITIVES]
         same_weights = self.config.rule_weight == old_weight
         kept = [n for n in sparse if same_weights and n in old_hybrid.intents]
         self.neural.calibration = _with_previous(self.neural.calibration, old_neural, sparse)
         self.calibration = _with_previous(self.calibration, old_hybrid, kept)
         report.update(before=before, kept_previous=kept, uncalibrated=[n for n in sparse if n not in kept])
         return report
+
+    def crossfit_predict(
+        self, dev: Sequence[LabeledText], folds: int, *, seed: int = 13
+    ) -> tuple[list[tuple[str, ...]], list[float]]:
+        """What :meth:`recalibrate` on labelled rows of some text would buy, without scoring a row with a
+        calibration that saw it: the rows are cut into ``folds`` seeded folds, and each fold is predicted
+        after recalibrating (thresholds and rule weight, ``choose_weights=True``) on the other folds. The
+        model's own calibration is restored afterwards; the model scores each row once.
+
+        Returns:
+            The intents of each row (best first, as :meth:`predict` gives them) and the rule weight
+            chosen for each fold.
+        """
+        if not isinstance(folds, int) or isinstance(folds, bool) or not 2 <= folds <= len(dev):
+            raise ConfigError(f"folds must be an integer from 2 to the number of rows ({len(dev)}), got {folds!r}")
+        rules, neural, ngrams, gold = self._dev_scores(dev)
+        order = list(range(len(dev)))
+        random.Random(seed).shuffle(order)
+        parts = [order[i::folds] for i in range(folds)]
+
+        def rows(matrix: np.ndarray | None, index: list[int]) -> np.ndarray | None:
+            return None if matrix is None else matrix[index]
+
+        saved = (self.config, self.calibration, self.neural.calibration)
+        intents: list[tuple[str, ...]] = [()] * len(dev)
+        weights: list[float] = []
+        try:
+            for i, held in enumerate(parts):
+                rest = [j for f, part in enumerate(parts) if f != i for j in part]
+                self._recalibrate(rules[rest], neural[rest], rows(ngrams, rest), gold[rest], choose_weights=True)
+                weights.append(self.config.rule_weight)
+                fused = self._fused(rules[held], neural[held], rows(ngrams, held), self.config.rule_weight)
+                for j, row in zip(held, fused):
+                    scores = self.calibration.apply(dict(zip(self.neural.labels, row.tolist())))
+                    intents[j] = select_intents(scores, self.calibration.thresholds)
+        finally:
+            self.config, self.calibration, self.neural.calibration = saved
+        return intents, weights
 
     def _dev_scores(self, dev: Sequence[LabeledText]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
         """Rule, raw neural and n-gram scores (``None`` without an n-gram model) and the 0/1 gold matrix

@@ -562,44 +562,24 @@ def _pretrained_tokenflow(
 def _recalibrated_method(
     hybrid: Any, test: list[LabeledText], label_map: Any, scope: _LabelScope, config: ClassifyConfig
 ) -> _Method:
-    """What ``tokenflow calibrate`` on labelled rows of this text would buy, measured without fitting on a
-    row it scores: the test rows are cut into ``calibrate_folds`` seeded folds, and each fold is predicted by
-    the hybrid recalibrated (thresholds and rule weight, ``--rule-weight auto``) on the other folds."""
+    """The hybrid recalibrated on the other folds of the test rows, fold by fold
+    (:meth:`~tokenflow_rag.classifiers.hybrid.HybridClassifier.crossfit_predict`)."""
     k = config.calibrate_folds or 0
     if len(test) < k:
         raise ConfigError(f"calibrate_folds={k} needs at least {k} test rows, got {len(test)}")
     names = set(hybrid.taxonomy.names)
     # The calibration rows in the model's own intents: a test label is the intent of that name, if any.
     rows = [LabeledText(ex.text, tuple(n for n in label_map.to_safe(ex.intents) if n in names)) for ex in test]
-    order = list(range(len(test)))
-    random.Random(config.seed).shuffle(order)
-    folds = [order[i::k] for i in range(k)]
-    saved = (hybrid.config, hybrid.calibration, hybrid.neural.calibration)
     weights: list[float] = []
 
     def predict(texts: list[str]) -> list[Labels]:
         if texts != [ex.text for ex in test]:
             raise ConfigError("the recalibrated hybrid predicts the test rows it was set up with, in order")
-        out: list[Labels] = [()] * len(texts)
-        try:
-            for i, fold in enumerate(_progress_folds(folds, config.progress)):
-                dev = [rows[j] for f, other in enumerate(folds) if f != i for j in other]
-                hybrid.recalibrate(dev, choose_weights=True)
-                weights.append(hybrid.config.rule_weight)
-                for j, p in zip(fold, hybrid.predict([texts[j] for j in fold])):
-                    out[j] = label_map.to_raw(scope.apply(p.intents))
-        finally:  # the shipped calibration serves every other method
-            hybrid.config, hybrid.calibration, hybrid.neural.calibration = saved
-        return out
+        intents, weights[:] = hybrid.crossfit_predict(rows, k, seed=config.seed)
+        return [label_map.to_raw(scope.apply(p)) for p in intents]
 
     info = {"calibrate_folds": k, "rule_weights_chosen": weights}
     return _Method(predict, lambda text: hybrid.predict([text]), None, info)
-
-
-def _progress_folds(folds: list[Any], enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(folds, desc="recalibrating", unit="fold", disable=not enabled, leave=False)
 
 
 def _shipped_overlap(test: list[LabeledText]) -> int:
