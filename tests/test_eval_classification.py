@@ -179,6 +179,33 @@ def test_max_train_is_a_seeded_subsample(snips: tuple[Path, Path]) -> None:
     assert unmixed["n_train"] == 7
 
 
+@pytest.mark.parametrize("mix", [True, False])
+def test_no_dev_utterance_reaches_what_the_hybrid_learns_from(mix: bool) -> None:
+    # The hybrid is calibrated on dev rows: a dev utterance inside a training row or a mined keyword's
+    # source would make every part look better there than on new text.
+    from tokenflow_rag.evaluation.classification import _training_rows
+
+    source = [LabeledText(text, (intent,)) for text, intent in SNIPS_ROWS * 2]  # with duplicates, as real data has
+    training = _training_rows(ClassifyConfig("snips", test=("t",), train=("t",), mix=mix), source)
+    assert training.fit and training.dev
+    dev_parts = {part for ex in training.dev for part in _utterances(ex.text)}
+    fit_parts = {part for ex in training.fit for part in _utterances(ex.text)}
+    keyword_texts = {ex.text for ex in training.keyword_source}
+    assert dev_parts.isdisjoint(fit_parts | keyword_texts)
+    assert fit_parts <= keyword_texts
+    assert len(training.rows) == (3 * len(source) if mix else len(source))
+
+
+def _utterances(text: str) -> list[str]:
+    """The source utterances a Mix-style row was joined from."""
+    import re
+
+    from tokenflow_rag.evaluation.datasets import MIX_JOINERS
+
+    pattern = "|".join(re.escape(j) for j in sorted(MIX_JOINERS, key=len, reverse=True))
+    return [part.strip() for part in re.split(pattern, text) if part.strip()]
+
+
 def test_cross_validation_pools_every_fold(tmp_path: Path) -> None:
     texts = {"pets": "can i bring my dog", "wifi": "is there wifi in the room", "parking": "where can i park the car"}
     folds = []

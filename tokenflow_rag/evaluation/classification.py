@@ -8,7 +8,9 @@ in one of three ways, and scores every method on the same examples with
   texts (:mod:`~tokenflow_rag.classifiers.keyword_mining`), and the neural and hybrid classifiers are
   trained on the same rows. SNIPS-format training files are single-intent, so Mix-style multi-intent
   rows are built from them first (:func:`~tokenflow_rag.evaluation.datasets.mix_from_single`), as the
-  MixATIS/MixSNIPS train files are not available.
+  MixATIS/MixSNIPS train files are not available. The hybrid's dev rows (early stopping, thresholds,
+  rule weight) are split off by text before mixing and before mining keywords, so nothing it learns
+  from holds a dev utterance.
 * ``model`` given: a saved classifier is scored as it is.
 * neither: the shipped default classifier, scored at the test file's label set (children mapped to
   the parent the test file uses, e.g. ``refund`` -> ``payment``).
@@ -287,7 +289,8 @@ def _run(config: ClassifyConfig) -> _Run:
         train_source, test = _load_splits(config, Path(tmp))
     if not test:
         raise ConfigError(f"the test set is empty ({', '.join(config.test) or 'holdout'}); nothing to score")
-    train_rows = _training_rows(config, train_source)
+    training = _training_rows(config, train_source)
+    train_rows = training.rows
     gold = [ex.intents for ex in test]
     texts = [ex.text for ex in test]
 
@@ -307,7 +310,7 @@ def _run(config: ClassifyConfig) -> _Run:
         "threads": config.threads,
     }
     if config.source == "train":
-        methods.update(_trained_tokenflow(config, train_source, train_rows, test, setup))
+        methods.update(_trained_tokenflow(config, training, test, setup))
     else:
         methods.update(_pretrained_tokenflow(config, test, setup))
     if config.baselines:
@@ -413,17 +416,72 @@ def _split_dialogues(paths: Sequence[str], holdout: float, seed: int, tmp: Path)
     return out[0], out[1]
 
 
-def _training_rows(config: ClassifyConfig, source: list[LabeledText]) -> list[LabeledText]:
+@dataclass(frozen=True)
+class _TrainingRows:
+    """What a trained benchmark learns from.
+
+    tokenflow's hybrid is calibrated on ``dev`` (thresholds, rule weight, early stopping), so no part of it
+    may have seen a dev text: the network and the n-gram model train on ``fit``, the keywords are mined
+    from ``keyword_source``, and neither holds a dev utterance. Mix-style rows are joined from source
+    utterances drawn with replacement, so the source is split before mixing; a dev split of the mixed
+    rows would share most of its utterances with the training rows and make every part look near perfect.
+    """
+
+    fit: list[LabeledText]
+    dev: list[LabeledText]
+    keyword_source: list[LabeledText]
+
+    @property
+    def rows(self) -> list[LabeledText]:
+        """Every training row (what the baselines, which need no dev data, learn from)."""
+        return self.fit + self.dev
+
+
+def _training_rows(config: ClassifyConfig, source: list[LabeledText]) -> _TrainingRows:
+    from tokenflow_rag.classifiers.trainer import TrainingArguments
+
     if not source:
-        return []
+        return _TrainingRows([], [], [])
+    fraction = TrainingArguments.dev_fraction
     if config.wants_mix:
         # The released MixATIS/MixSNIPS train sets are about 3x their single-intent sources.
         n = min(config.mix_size, _MIX_RATIO * len(source), config.max_train or config.mix_size)
-        return mix_from_single(source, seed=config.seed, n=n)
+        fit_source, dev_source = _split(source, fraction, config.seed)
+        n_dev = max(1, round(fraction * n))
+        return _TrainingRows(
+            mix_from_single(fit_source, seed=config.seed, n=max(1, n - n_dev)),
+            _mixed_if_possible(dev_source, config.seed, n_dev),
+            fit_source,
+        )
+    rows = source
     if config.max_train and len(source) > config.max_train:
-        keep = sorted(random.Random(config.seed).sample(range(len(source)), config.max_train))
-        return [source[i] for i in keep]
-    return list(source)
+        rows = [source[i] for i in sorted(random.Random(config.seed).sample(range(len(source)), config.max_train))]
+    fit, dev = _split(rows, fraction, config.seed)
+    dev_texts = {ex.text for ex in dev}
+    return _TrainingRows(fit, dev, [ex for ex in source if ex.text not in dev_texts])
+
+
+def _split(rows: list[LabeledText], fraction: float, seed: int) -> tuple[list[LabeledText], list[LabeledText]]:
+    """The trainer's dev split (stratified by label set) over distinct texts, so no text lands on both sides;
+    too few rows to split leave dev empty (the trainer says so if it runs)."""
+    from tokenflow_rag.classifiers.training_data import split_dev
+
+    distinct = list({ex.text: ex for ex in reversed(rows)}.values())[::-1]  # first row of each text, in order
+    try:
+        dev_texts = {ex.text for ex in split_dev(distinct, fraction, seed=seed)[1]}
+    except ConfigError:
+        return list(rows), []
+    return [ex for ex in rows if ex.text not in dev_texts], [ex for ex in rows if ex.text in dev_texts]
+
+
+def _mixed_if_possible(source: list[LabeledText], seed: int, n: int) -> list[LabeledText]:
+    """Mix-style rows from ``source``, or ``source`` itself when it has too few intents to join."""
+    if not source:
+        return []
+    try:
+        return mix_from_single(source, seed=seed, n=n)
+    except ConfigError:
+        return list(source)
 
 
 def _default_name(config: ClassifyConfig) -> str:
@@ -439,8 +497,10 @@ def _is_chinese(texts: Sequence[str]) -> bool:
 # -- tokenflow's classifiers --------------------------------------------------------------------
 
 
-def train_tokenflow(taxonomy: Any, examples: Sequence[LabeledText], config: ClassifyConfig, *, chinese: bool) -> Any:
-    """Train the hybrid classifier (neural + rules, calibrated on a dev split of ``examples``).
+def train_tokenflow(
+    taxonomy: Any, examples: Sequence[LabeledText], dev: Sequence[LabeledText], config: ClassifyConfig, *, chinese: bool
+) -> Any:
+    """Train the hybrid classifier (neural + rules) on ``examples``, calibrated on ``dev``.
 
     The one call into the trainer, so the benchmark measures what ``tokenflow train`` builds; only
     the knobs ``config`` sets differ from the trainer's defaults. Texts without Chinese skip the
@@ -460,25 +520,23 @@ def train_tokenflow(taxonomy: Any, examples: Sequence[LabeledText], config: Clas
     neural: dict[str, Any] = {} if chinese else {"cjk_vocab": 0}
     if config.backbone:
         neural["backbone"] = config.backbone
-    return IntentTrainer(taxonomy, config=NeuralConfig(**neural), args=args).train(examples)
+    return IntentTrainer(taxonomy, config=NeuralConfig(**neural), args=args).train(examples, dev=dev)
 
 
 def _trained_tokenflow(
-    config: ClassifyConfig,
-    source: list[LabeledText],
-    rows: list[LabeledText],
-    test: list[LabeledText],
-    setup: dict[str, Any],
+    config: ClassifyConfig, training: _TrainingRows, test: list[LabeledText], setup: dict[str, Any]
 ) -> dict[str, _Method | str]:
     from tokenflow_rag.classifiers.keyword_mining import LabelMap, mine_taxonomy
     from tokenflow_rag.classifiers.rules import RuleClassifier
 
-    if not any(ex.intents for ex in rows):
+    if not any(ex.intents for ex in training.rows):
         raise ConfigError(f"the training files {', '.join(config.train)} hold no example with an intent")
-    label_map = LabelMap.from_labels({i for ex in [*source, *test] for i in ex.intents})
+    label_map = LabelMap.from_labels(
+        {i for ex in [*training.rows, *training.keyword_source, *test] for i in ex.intents}
+    )
     start = time.perf_counter()
     # Keywords come from the unmixed source: joined utterances only add noise to the counts.
-    taxonomy = mine_taxonomy(source, name=config.name or "benchmark", label_map=label_map)
+    taxonomy = mine_taxonomy(training.keyword_source, name=config.name or "benchmark", label_map=label_map)
     mined_seconds = time.perf_counter() - start
     rules = RuleClassifier(taxonomy)
     setup["keywords_per_intent"] = round(statistics.fmean(len(i.all_keywords) for i in taxonomy), 1)
@@ -489,18 +547,19 @@ def _trained_tokenflow(
     if config.mode == "rules":
         methods.update(neural="not run (--mode rules)", hybrid="not run (--mode rules)")
         return methods
-    chinese = _is_chinese([ex.text for ex in rows])
+    chinese = _is_chinese([ex.text for ex in training.rows])
     start = time.perf_counter()
-    hybrid = train_tokenflow(taxonomy, label_map.examples_to_safe(rows), config, chinese=chinese)
+    safe = label_map.examples_to_safe
+    hybrid = train_tokenflow(taxonomy, safe(training.fit), safe(training.dev), config, chinese=chinese)
     seconds = time.perf_counter() - start + mined_seconds
-    training = getattr(hybrid.neural, "metadata", {}) or {}
+    metadata = getattr(hybrid.neural, "metadata", {}) or {}
     setup["neural_training"] = {
-        k: training[k] for k in ("train_examples", "dev_examples", "epochs_run", "best_epoch") if k in training
+        k: metadata[k] for k in ("train_examples", "dev_examples", "epochs_run", "best_epoch") if k in metadata
     }
     setup["neural_training"]["chinese_vocabulary"] = chinese
-    # Dev micro-F1 per epoch, on the trainer's dev split of the training rows: what settings may be chosen on.
+    # Dev micro-F1 per epoch, on the dev rows: what settings may be chosen on.
     setup["neural_training"]["dev_micro_f1"] = [
-        round(h.get("dev_micro_f1", 0.0), 4) for h in training.get("history", [])
+        round(h.get("dev_micro_f1", 0.0), 4) for h in metadata.get("history", [])
     ]
     methods.update(
         _hybrid_methods(hybrid, label_map, None, seconds, rules_seconds=mined_seconds, progress=config.progress)
