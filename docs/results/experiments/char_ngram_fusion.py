@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +31,9 @@ DATA = ROOT / "tokenflow_rag" / "data"
 
 def component_scores(
     hybrid: HybridClassifier, ngram_scores: Callable[[list[str]], np.ndarray]
-) -> dict[str, dict[str, np.ndarray]]:
-    """Rule, network and n-gram scores and the gold matrix of the dev rows, intents_test and the sample queries.
+) -> dict[str, dict[str, Any]]:
+    """Rule, network and n-gram scores, the gold matrix and the texts of the dev rows, intents_test and the
+    sample queries.
 
     The dev rows are the shipped model's: the 15% of intents_train.jsonl the network did not train on and
     intents_dev.jsonl. Columns in the network's label order.
@@ -51,6 +53,7 @@ def component_scores(
             "network": hybrid.neural.raw_scores(texts).astype(np.float64),
             "ngrams": ngram_scores(texts),
             "gold": np.array([[n in x.intents for n in labels] for x in rows], dtype=int),
+            "texts": texts,
         }
     return scores
 
