@@ -53,6 +53,12 @@ def test_cli_json(capsys):
     assert "real_embedder" not in report
 
 
+def test_cli_int8_serves_the_default_network_in_int8(capsys):
+    pytest.importorskip("torch")
+    assert _cli(["--sizes", "40", "--queries", "3", "--no-real", "--int8", "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["classifier"] == "HybridClassifier (int8 network)"
+
+
 @pytest.mark.parametrize(
     ("argv", "match"),
     [(["--sizes", "10,abc"], "--sizes"), (["--sizes", "5"], "sizes"), (["--faiss-threads", "-1"], "faiss-threads")],

@@ -160,9 +160,11 @@ def test_load_default_hybrid_broken_model_is_rules_with_warning(
 @pytest.mark.skipif(
     not (default_model_dir() / "tokenflow_model.json").is_file(), reason="no shipped model in this checkout"
 )
-def test_shipped_default_model_loads_offline_and_classifies() -> None:
-    clf = load_default_hybrid()
+@pytest.mark.parametrize("quantize", [False, True])
+def test_shipped_default_model_loads_offline_and_classifies(quantize: bool) -> None:
+    clf = load_default_hybrid(quantize=quantize)
     assert isinstance(clf, HybridClassifier) and not clf.is_degraded
+    assert clf.neural.quantized is quantize
     p = clf.predict(["退款多久能到账？另外我没收到短信通知", "How do I reset my password?", "今天天气怎么样"])
     assert set(p[0].intents) >= {"refund", "notification"}
     assert p[1].intents == ("user_auth",)

@@ -86,12 +86,45 @@ def test_same_seed_same_model_other_seed_differs(tiny_bert: Path, trained_bert: 
     assert not np.array_equal(other.raw_scores(texts), trained_bert.raw_scores(texts))
 
 
+def _built(backbone: Path, **kwargs) -> NeuralClassifier:
+    config = NeuralConfig(backbone=str(backbone), cjk_vocab=60)
+    return NeuralClassifier(default_taxonomy(), config, **kwargs).build(seed=1)
+
+
 def test_merging_for_inference_keeps_scores(tiny_bert: Path) -> None:
-    neural = NeuralClassifier(default_taxonomy(), NeuralConfig(backbone=str(tiny_bert), cjk_vocab=60)).build(seed=1)
+    neural = _built(tiny_bert)
     texts = [r.text for r in ROWS]
     before = neural.raw_scores(texts)
     neural.finalize()
+    assert not neural.quantized  # float32 unless asked
     np.testing.assert_allclose(neural.raw_scores(texts), before, atol=1e-3)  # float16 character rows
+
+
+def test_int8_serving_replaces_linear_layers_and_keeps_each_text_independent(tiny_bert: Path) -> None:
+    import torch
+
+    texts = [r.text for r in ROWS]
+    exact = _built(tiny_bert).finalize().raw_scores(texts)
+    neural = _built(tiny_bert, quantize=True).finalize()
+    assert neural.quantized
+    assert not [m for m in neural._model.modules() if type(m) is torch.nn.Linear]  # all int8 now
+    batch = neural.raw_scores(texts)
+    np.testing.assert_allclose(batch, exact, atol=0.05)
+    # int8 activations share one scale per forward pass: a text's scores must not depend on its batch-mates.
+    alone = np.vstack([neural.raw_scores([t]) for t in texts])
+    np.testing.assert_array_equal(batch, alone)
+
+
+def test_without_int8_kernels_the_network_serves_float32(tiny_bert: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("no int8 engine on this platform")
+
+    monkeypatch.setattr(torch.ao.quantization, "quantize_dynamic", unavailable)
+    neural = _built(tiny_bert, quantize=True).finalize()
+    assert not neural.quantized
+    assert neural.predict(["退款"])[0].scores.keys() == set(default_taxonomy().names)
 
 
 def test_long_text_is_truncated_not_rejected(trained_bert: NeuralClassifier) -> None:

@@ -38,6 +38,7 @@ def register(sub: Any) -> None:
         help="FAISS OpenMP threads during the run (default 1; 0 = FAISS's own default)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    p.add_argument("--int8", action="store_true", help="serve the default classifier's network with int8 linear layers")
     add_result_options(p)
     p.set_defaults(func=run_bench_command)
 
@@ -66,6 +67,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         real_embedder=None if args.no_real else args.embedder,
         seed=args.seed,
         faiss_threads=args.faiss_threads or None,
+        int8=args.int8,
         progress=sys.stderr.isatty() if args.progress is None else args.progress,
     )
     if args.out:

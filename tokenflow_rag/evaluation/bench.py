@@ -132,6 +132,7 @@ def run_bench(
     real_embedder: str | None = "default",
     seed: int = 0,
     faiss_threads: int | None = 1,
+    int8: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Measure every size and return the JSON-ready report.
@@ -147,6 +148,7 @@ def run_bench(
         faiss_threads: OpenMP threads FAISS may use during the run (None: leave FAISS's default).
             One query at a time gains nothing from threads, and on a loaded 2-core machine FAISS's
             default of one thread per core made a plain 10k-chunk search 20x slower (24 ms vs 1.2 ms).
+        int8: Load the default classifier with its network in int8 (``quantize=True``).
         progress: Show progress bars.
     """
     if not sizes or any(not isinstance(n, int) or n < 10 for n in sizes):
@@ -157,7 +159,7 @@ def run_bench(
 
     from tokenflow_rag.classifiers import load_default_classifier
 
-    classifier = load_default_classifier()
+    classifier = load_default_classifier(quantize=int8)
     faiss = _faiss_threads(faiss_threads)
     try:
         rows = [
@@ -173,7 +175,8 @@ def run_bench(
     report: dict[str, Any] = {
         "machine": machine_info(),
         "faiss_threads": faiss_threads,
-        "classifier": type(classifier).__name__,
+        "classifier": type(classifier).__name__
+        + (" (int8 network)" if getattr(getattr(classifier, "neural", None), "quantized", False) else ""),
         "queries_per_size": queries,
         "dim": dim,
         "sizes": rows,

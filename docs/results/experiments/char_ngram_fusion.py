@@ -59,7 +59,7 @@ def component_scores(
 
 
 def main() -> None:
-    hybrid = HybridClassifier.from_pretrained(default_model_dir(), strict=True)
+    hybrid = HybridClassifier.from_pretrained(default_model_dir(), strict=True, quantize=False)  # as measured: float32
     labels = list(hybrid.neural.labels)
     train, _ = split_dev(load_training_data(DATA / "intents_train.jsonl", hybrid.taxonomy), 0.15, seed=13)
     ngrams = TfidfLogRegBaseline().fit([x.text for x in train], [x.intents for x in train])

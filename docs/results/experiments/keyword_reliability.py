@@ -55,7 +55,7 @@ def weighted_rules(hybrid: HybridClassifier, texts, weights) -> np.ndarray:
 
 
 def main() -> None:
-    hybrid = HybridClassifier.from_pretrained(default_model_dir(), strict=True)
+    hybrid = HybridClassifier.from_pretrained(default_model_dir(), strict=True, quantize=False)  # as measured: float32
     labels = list(hybrid.neural.labels)
     train, _ = split_dev(load_training_data(DATA / "intents_train.jsonl", hybrid.taxonomy), 0.15, seed=13)
     scores = component_scores(hybrid, hybrid.ngrams.raw_scores)
