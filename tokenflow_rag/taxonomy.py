@@ -11,7 +11,6 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -327,5 +326,7 @@ def default_taxonomy() -> Taxonomy:
     """The shipped business taxonomy (payment, refund, notification, user_auth, inventory, ...)."""
     import yaml
 
-    text = resources.files("tokenflow_rag").joinpath("data/default_taxonomy.yaml").read_text(encoding="utf-8")
+    from tokenflow_rag._resources import package_data
+
+    text = package_data("default_taxonomy.yaml").read_text(encoding="utf-8")
     return Taxonomy.from_dict(yaml.safe_load(text))

@@ -131,10 +131,7 @@ class HybridClassifier:
         """The weight of each component's raw score in the fused score."""
         if self.neural is None:
             return {"rules": 1.0}
-        w_r, w_n = self.config.rule_weight, self.config.neural_weight
-        if self.ngrams is None:
-            return {"rules": w_r, "neural": w_n}
-        return {"rules": w_r, "neural": w_n / 2, "ngrams": w_n / 2}
+        return _part_weights(self.config.rule_weight, with_ngrams=self.ngrams is not None)
 
     # -- prediction ---------------------------------------------------------------------------
     def predict(self, texts: Sequence[str]) -> list[IntentPrediction]:
@@ -177,8 +174,9 @@ class HybridClassifier:
     @staticmethod
     def _fused(rules: np.ndarray, neural: np.ndarray, ngrams: np.ndarray | None, rule_weight: float) -> np.ndarray:
         """The uncalibrated fused scores: rules, and the network averaged with the n-gram model if any."""
-        model = neural if ngrams is None else (neural + ngrams) / 2.0
-        return rule_weight * rules + (1.0 - rule_weight) * model
+        weights = _part_weights(rule_weight, with_ngrams=ngrams is not None)
+        fused = weights["rules"] * rules + weights["neural"] * neural
+        return fused if ngrams is None else fused + weights["ngrams"] * ngrams
 
     def _model_parts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw network and n-gram scores (``None`` without an n-gram model), columns in label order."""
@@ -414,6 +412,15 @@ class HybridClassifier:
             hybrid._degrade(f"cannot load the neural model ({exc})")
             return hybrid
         return cls(neural, RuleClassifier(neural.taxonomy), config, calibration, ngrams)
+
+
+def _part_weights(rule_weight: float, *, with_ngrams: bool) -> dict[str, float]:
+    """The fusion rule: the rules get ``rule_weight``, the model the rest, shared evenly by the network and
+    the n-gram model when there is one."""
+    model = 1.0 - rule_weight
+    if not with_ngrams:
+        return {"rules": rule_weight, "neural": model}
+    return {"rules": rule_weight, "neural": model / 2, "ngrams": model / 2}
 
 
 def _read_hybrid_section(directory: Path) -> tuple[HybridConfig, Calibration]:

@@ -375,8 +375,8 @@ def _int8(model: Any) -> tuple[Any, bool]:
     """``model`` with int8 linear layers (weights quantized per output channel, activations per forward pass),
     and whether that worked; the float model when this torch build cannot."""
     torch = require("torch")
-    quantization = torch.ao.quantization
     try:
+        quantization = torch.ao.quantization  # a torch build may lack it altogether
         with warnings.catch_warnings():
             # torch points eager-mode quantization users to torchao; it still works, and one warning per
             # load would only be noise for a user of this library.

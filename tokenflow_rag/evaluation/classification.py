@@ -475,9 +475,7 @@ def _split(rows: list[LabeledText], fraction: float, seed: int) -> tuple[list[La
 
 
 def _mixed_if_possible(source: list[LabeledText], seed: int, n: int) -> list[LabeledText]:
-    """Mix-style rows from ``source``, or ``source`` itself when it has too few intents to join."""
-    if not source:
-        return []
+    """Mix-style rows from ``source``, or ``source`` itself when it has too few intents to join (or none)."""
     try:
         return mix_from_single(source, seed=seed, n=n)
     except ConfigError:
