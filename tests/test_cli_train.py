@@ -223,3 +223,21 @@ def test_train_no_ngrams_leaves_the_ngram_part_out(tmp_path: Path, capsys: pytes
     assert "n-grams" not in capsys.readouterr().out
     assert not (tmp_path / "m" / "ngrams.json").exists()
     assert (tmp_path / "m" / "tokenflow_model.json").exists()
+
+
+def test_train_lora_knobs_reach_the_saved_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    backbone = make_tiny_backbone(tmp_path / "backbone", "bert")
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS), encoding="utf-8")
+    args = ["train", str(data), "--backbone", str(backbone), "--epochs", "1", "--dev-fraction", "0.3"]
+    targets = ["query", "key", "value", "intermediate.dense", "output.dense"]
+    lora = ["--lora-r", "4", "--lora-alpha", "8", "--lora-dropout", "0", "--lora-targets", *targets]
+    assert main([*args, "--out", str(tmp_path / "m"), *lora]) == 0
+    saved = json.loads((tmp_path / "m" / "tokenflow_model.json").read_text(encoding="utf-8"))["config"]["lora"]
+    assert saved == {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": targets}
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "m2"), "--lora-targets", "nope"]) == 2
+    assert "target_modules ['nope'] are not linear layers" in capsys.readouterr().err
+    assert not (tmp_path / "m2").exists()
+    assert main([*args, "--out", str(tmp_path / "m3"), "--lora-r", "0"]) == 2
+    assert "r must be a positive integer" in capsys.readouterr().err

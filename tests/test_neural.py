@@ -152,6 +152,14 @@ def test_target_modules_found_for_bert_and_qwen3(tiny_bert: Path, tiny_qwen3: Pa
     assert build_lora_config(LoraSettings(r=2), qwen).target_modules == {"q_proj", "v_proj"}
     with pytest.raises(ConfigError, match=r"target_modules \['nope'\] are not linear layers.*choose from"):
         build_lora_config(LoraSettings(target_modules=["nope"]), bert)
+    # A shared last name (BERT's attention output, intermediate and output layers are all "dense") is
+    # picked out by the end of its path, which is how peft matches it; the pooler's dense stays out.
+    config = build_lora_config(LoraSettings(target_modules=["query", "key", "intermediate.dense"]), bert)
+    peft = pytest.importorskip("peft")
+    adapted = peft.get_peft_model(bert, config)
+    lora_layers = {n.rsplit(".lora_A", 1)[0] for n, _ in adapted.named_modules() if n.endswith("lora_A")}
+    assert lora_layers and all(n.endswith(("query", "key", "intermediate.dense")) for n in lora_layers)
+    assert any(n.endswith("intermediate.dense") for n in lora_layers)
     import torch
 
     with pytest.raises(ConfigError, match="pass target_modules"):

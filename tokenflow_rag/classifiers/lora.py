@@ -34,8 +34,10 @@ class LoraSettings:
         r: Rank of the low-rank update.
         alpha: Scaling numerator (the update is multiplied by ``alpha / r``).
         dropout: Dropout on the LoRA input during training.
-        target_modules: Names of the linear layers to adapt; ``None`` finds the attention query and
-            value projections of BERT-like and Qwen/Llama-like backbones (see :data:`KNOWN_TARGETS`).
+        target_modules: Names of the linear layers to adapt, each the end of a layer's dotted path as
+            peft matches them (``"query"``; ``"intermediate.dense"`` where a last name such as ``dense``
+            is shared); ``None`` finds the attention query and value projections of BERT-like and
+            Qwen/Llama-like backbones (see :data:`KNOWN_TARGETS`).
 
     >>> LoraSettings(r=4).alpha, LoraSettings(target_modules=["q_proj"]).target_modules
     (16, ('q_proj',))
@@ -79,14 +81,26 @@ class LoraSettings:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def linear_layer_names(model: Any) -> list[str]:
-    """Distinct last name parts of the model's ``torch.nn.Linear`` layers (the candidates for LoRA)."""
+def linear_layer_paths(model: Any) -> list[str]:
+    """Dotted paths of the model's ``torch.nn.Linear`` layers (the candidates for LoRA)."""
     import torch
 
-    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
-    # transformers' GPT-2 uses its own Conv1D for c_attn; peft adapts it too.
-    names |= {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if type(module).__name__ == "Conv1D"}
-    return sorted(names)
+    return [
+        name
+        for name, module in model.named_modules()
+        # transformers' GPT-2 uses its own Conv1D for c_attn; peft adapts it too.
+        if isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"
+    ]
+
+
+def linear_layer_names(model: Any) -> list[str]:
+    """Distinct last name parts of the model's linear layers."""
+    return sorted({path.rsplit(".", 1)[-1] for path in linear_layer_paths(model)})
+
+
+def _matches(target: str, path: str) -> bool:
+    """peft's rule for a plain target name: the whole path, or its end after a dot."""
+    return path == target or path.endswith("." + target)
 
 
 def find_target_modules(model: Any) -> tuple[str, ...]:
@@ -129,12 +143,13 @@ def build_lora_config(settings: LoraSettings, model: Any, *, token_indices: Sequ
 
     peft = require("peft")
     targets = settings.target_modules or find_target_modules(model)
-    available = set(linear_layer_names(model))
-    missing = [t for t in targets if t not in available]
+    paths = linear_layer_paths(model)
+    missing = [t for t in targets if not any(_matches(t, path) for path in paths)]
     if missing:
         raise ConfigError(
             f"target_modules {missing} are not linear layers of {type(model).__name__}; "
-            f"choose from: {', '.join(sorted(available))}"
+            f"choose from: {', '.join(linear_layer_names(model))} (or the end of a dotted path where "
+            "a name is shared, e.g. intermediate.dense)"
         )
     return peft.LoraConfig(
         task_type=peft.TaskType.SEQ_CLS,  # also keeps the new classification head trainable and saved

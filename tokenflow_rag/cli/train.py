@@ -57,6 +57,19 @@ def register(sub: Any) -> None:
         help="leave out the character n-gram model the hybrid averages with the network (default: fit it, "
         "a few seconds)",
     )
+    lora = train.add_argument_group("LoRA adapters")
+    lora.add_argument("--lora-r", type=int, default=8, metavar="R", help="rank of the LoRA update (default 8)")
+    lora.add_argument(
+        "--lora-alpha", type=float, default=16, metavar="A", help="LoRA scaling, update x alpha / r (default 16)"
+    )
+    lora.add_argument("--lora-dropout", type=float, default=0.1, metavar="P", help="LoRA dropout (default 0.1)")
+    lora.add_argument(
+        "--lora-targets",
+        nargs="+",
+        metavar="LAYER",
+        help="linear layers to adapt, e.g. query key value intermediate.dense output.dense (default: the "
+        "attention query and value projections, found for BERT-like and Qwen-like backbones)",
+    )
     train.add_argument("--device", default="auto", help="auto (CUDA, MPS, else CPU), cpu, cuda, mps")
     train.add_argument("--json", action="store_true", help="machine-readable summary")
     train.set_defaults(func=_train)
@@ -98,6 +111,7 @@ def register(sub: Any) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from tokenflow_rag.classifiers.hybrid import HybridConfig
+    from tokenflow_rag.classifiers.lora import LoraSettings
     from tokenflow_rag.classifiers.neural import NeuralConfig, check_output_dir
     from tokenflow_rag.classifiers.trainer import IntentTrainer, TrainingArguments
     from tokenflow_rag.classifiers.training_data import load_training_data, split_dev
@@ -115,7 +129,13 @@ def _train(args: argparse.Namespace) -> int:
     if dev is not None and args.dev_fraction is not None:
         train_rows, held_out = split_dev(examples, args.dev_fraction, seed=args.seed)
         dev = [*held_out, *dev]
-    config = NeuralConfig(backbone=args.backbone) if args.backbone else NeuralConfig()
+    lora = LoraSettings(
+        r=args.lora_r,
+        alpha=int(args.lora_alpha) if float(args.lora_alpha).is_integer() else args.lora_alpha,
+        dropout=args.lora_dropout,
+        target_modules=args.lora_targets,
+    )
+    config = NeuralConfig(backbone=args.backbone, lora=lora) if args.backbone else NeuralConfig(lora=lora)
     training = TrainingArguments(
         epochs=args.epochs,
         seed=args.seed,
