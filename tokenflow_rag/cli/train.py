@@ -118,6 +118,12 @@ def _train(args: argparse.Namespace) -> int:
     from tokenflow_rag.taxonomy import load_taxonomy
 
     check_output_dir(Path(args.out))  # fail before training, not after
+    lora = LoraSettings(
+        r=args.lora_r,
+        alpha=int(args.lora_alpha) if args.lora_alpha.is_integer() else args.lora_alpha,  # 16, not 16.0, saved
+        dropout=args.lora_dropout,
+        target_modules=args.lora_targets,
+    )
     weight, choose_weights = _rule_weight(args.rule_weight)
     fusion = HybridConfig() if weight is None else HybridConfig.from_rule_weight(weight)
     taxonomy = load_taxonomy(args.taxonomy)
@@ -129,12 +135,6 @@ def _train(args: argparse.Namespace) -> int:
     if dev is not None and args.dev_fraction is not None:
         train_rows, held_out = split_dev(examples, args.dev_fraction, seed=args.seed)
         dev = [*held_out, *dev]
-    lora = LoraSettings(
-        r=args.lora_r,
-        alpha=int(args.lora_alpha) if float(args.lora_alpha).is_integer() else args.lora_alpha,
-        dropout=args.lora_dropout,
-        target_modules=args.lora_targets,
-    )
     config = NeuralConfig(backbone=args.backbone, lora=lora) if args.backbone else NeuralConfig(lora=lora)
     training = TrainingArguments(
         epochs=args.epochs,
