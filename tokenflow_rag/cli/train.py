@@ -120,7 +120,7 @@ def _train(args: argparse.Namespace) -> int:
     check_output_dir(Path(args.out))  # fail before training, not after
     lora = LoraSettings(
         r=args.lora_r,
-        alpha=int(args.lora_alpha) if args.lora_alpha.is_integer() else args.lora_alpha,  # 16, not 16.0, saved
+        alpha=int(args.lora_alpha) if float(args.lora_alpha).is_integer() else args.lora_alpha,  # saves 16, not 16.0
         dropout=args.lora_dropout,
         target_modules=args.lora_targets,
     )
