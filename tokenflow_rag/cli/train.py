@@ -57,12 +57,17 @@ def register(sub: Any) -> None:
         help="leave out the character n-gram model the hybrid averages with the network (default: fit it, "
         "a few seconds)",
     )
+    from tokenflow_rag.classifiers.lora import LoraSettings
+
     lora = train.add_argument_group("LoRA adapters")
-    lora.add_argument("--lora-r", type=int, default=8, metavar="R", help="rank of the LoRA update (default 8)")
+    lora.add_argument("--lora-r", type=int, metavar="R", help=f"rank of the LoRA update (default {LoraSettings.r})")
     lora.add_argument(
-        "--lora-alpha", type=float, default=16, metavar="A", help="LoRA scaling, update x alpha / r (default 16)"
+        "--lora-alpha",
+        type=float,
+        metavar="A",
+        help=f"LoRA scaling, the update times alpha / r (default {LoraSettings.alpha})",
     )
-    lora.add_argument("--lora-dropout", type=float, default=0.1, metavar="P", help="LoRA dropout (default 0.1)")
+    lora.add_argument("--lora-dropout", type=float, metavar="P", help=f"LoRA dropout (default {LoraSettings.dropout})")
     lora.add_argument(
         "--lora-targets",
         nargs="+",
@@ -118,12 +123,14 @@ def _train(args: argparse.Namespace) -> int:
     from tokenflow_rag.taxonomy import load_taxonomy
 
     check_output_dir(Path(args.out))  # fail before training, not after
-    lora = LoraSettings(
-        r=args.lora_r,
-        alpha=int(args.lora_alpha) if float(args.lora_alpha).is_integer() else args.lora_alpha,  # saves 16, not 16.0
-        dropout=args.lora_dropout,
-        target_modules=args.lora_targets,
-    )
+    alpha = args.lora_alpha
+    knobs = {
+        "r": args.lora_r,
+        "alpha": int(alpha) if alpha is not None and alpha.is_integer() else alpha,  # saves 16, not 16.0
+        "dropout": args.lora_dropout,
+        "target_modules": args.lora_targets,
+    }
+    lora = LoraSettings(**{k: v for k, v in knobs.items() if v is not None})
     weight, choose_weights = _rule_weight(args.rule_weight)
     fusion = HybridConfig() if weight is None else HybridConfig.from_rule_weight(weight)
     taxonomy = load_taxonomy(args.taxonomy)
