@@ -142,6 +142,31 @@ def test_qwen3_backbone_trains_saves_and_loads(tiny_qwen3: Path, tmp_path: Path)
     np.testing.assert_array_equal(loaded.raw_scores(texts), neural.raw_scores(texts))
 
 
+def test_hub_id_in_the_local_cache_loads_offline(tiny_qwen3: Path, tmp_path: Path) -> None:
+    """A user's hub id (e.g. Qwen/Qwen3-0.6B) resolves from the Hugging Face cache, never the network.
+
+    The tiny Qwen3 is laid out as the hub client caches a download (refs/main -> snapshots/<commit>);
+    a fresh interpreter reads HF_HUB_CACHE at import, as a user's process would.
+    """
+    import shutil
+
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--tokenflow-test--tiny-qwen3"
+    shutil.copytree(tiny_qwen3, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit, encoding="utf-8")
+    script = (
+        "from tokenflow_rag.classifiers.neural import NeuralClassifier, NeuralConfig\n"
+        "from tokenflow_rag.taxonomy import default_taxonomy\n"
+        "n = NeuralClassifier(default_taxonomy(), NeuralConfig(backbone='tokenflow-test/tiny-qwen3')).build(seed=0)\n"
+        "print(n.raw_scores(['退款多久到账']).shape)\n"
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == f"(1, {len(default_taxonomy().names)})"
+
+
 def test_target_modules_found_for_bert_and_qwen3(tiny_bert: Path, tiny_qwen3: Path) -> None:
     from transformers import AutoModelForSequenceClassification
 
