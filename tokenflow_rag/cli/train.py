@@ -115,6 +115,7 @@ def register(sub: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from tokenflow_rag.classifiers.backbone import resolve_device
     from tokenflow_rag.classifiers.hybrid import HybridConfig
     from tokenflow_rag.classifiers.lora import LoraSettings
     from tokenflow_rag.classifiers.neural import NeuralConfig, check_output_dir
@@ -123,6 +124,7 @@ def _train(args: argparse.Namespace) -> int:
     from tokenflow_rag.taxonomy import load_taxonomy
 
     check_output_dir(Path(args.out))  # fail before training, not after
+    resolve_device(args.device)
     alpha = args.lora_alpha
     knobs = {
         "r": args.lora_r,
