@@ -115,8 +115,9 @@ def test_train_refuses_to_overwrite_a_non_model_directory(
 
 
 def test_classify_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["classify", "refund", "--model", str(tmp_path / "none"), "--mode", "neural"]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    for mode in ("neural", "hybrid"):
+        assert main(["classify", "refund", "--model", str(tmp_path / "none"), "--mode", mode]) == 2
+        assert "does not exist" in capsys.readouterr().err
     assert main(["classify", "  ", "--mode", "rules"]) == 2
     assert "TEXT is empty" in capsys.readouterr().err
 
@@ -225,7 +226,9 @@ def test_train_no_ngrams_leaves_the_ngram_part_out(tmp_path: Path, capsys: pytes
     assert (tmp_path / "m" / "tokenflow_model.json").exists()
 
 
-def test_train_network_flags_reach_the_model_and_bad_ones_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_network_flags_reach_the_model_and_bad_ones_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     backbone = make_tiny_backbone(tmp_path / "backbone", "bert")
     data = tmp_path / "train.jsonl"
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS), encoding="utf-8")

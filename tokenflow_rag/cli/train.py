@@ -105,7 +105,11 @@ def register(sub: Any) -> None:
         "classify", help="classify one text: intents, per-intent scores, what each component said"
     )
     classify.add_argument("text", metavar="TEXT")
-    classify.add_argument("--model", metavar="MODEL_DIR", help="trained model directory (default: the shipped model)")
+    classify.add_argument(
+        "--model",
+        metavar="MODEL_DIR",
+        help="trained model directory (default: the shipped model); one that cannot be loaded is an error",
+    )
     classify.add_argument("--taxonomy", help="taxonomy YAML (default: the one saved with the model)")
     classify.add_argument(
         "--mode", choices=("rules", "neural", "hybrid"), default="hybrid", help="which classifier (default hybrid)"
@@ -299,7 +303,9 @@ def _classify(args: argparse.Namespace) -> int:
     elif args.mode == "neural":
         clf = NeuralClassifier.from_pretrained(model_dir, taxonomy)
     elif args.model:
-        clf = HybridClassifier.from_pretrained(model_dir, taxonomy)  # warns and uses rules if broken
+        # A model asked for by name that cannot load is an error here: a one-off command has no queries
+        # to keep serving, and answering from the rules would hide the broken model (the library degrades).
+        clf = HybridClassifier.from_pretrained(model_dir, taxonomy, strict=True)
     else:
         clf = load_default_hybrid(taxonomy)
     prediction = clf.predict([args.text])[0]
