@@ -14,6 +14,10 @@ def _faiss(tmp_path):
     return FaissStore()
 
 
+def _faiss_partitioned(tmp_path):
+    return FaissStore(partition_by_intent=True)
+
+
 def _memory(tmp_path):
     return InMemoryStore()
 
@@ -30,7 +34,10 @@ def _milvus(tmp_path):
     return MilvusStore(str(tmp_path / "milvus.db"), collection="contract")
 
 
-@pytest.fixture(params=[_faiss, _memory, _chroma, _milvus], ids=["faiss", "memory", "chroma", "milvus"])
+@pytest.fixture(
+    params=[_faiss, _faiss_partitioned, _memory, _chroma, _milvus],
+    ids=["faiss", "faiss-partitioned", "memory", "chroma", "milvus"],
+)
 def store(request, tmp_path):
     store = request.param(tmp_path)
     yield store
@@ -157,3 +164,38 @@ def test_faiss_search_threads_scoped_to_the_call():
     for bad in (0, -1, 1.5):
         with pytest.raises(ConfigError, match="search_threads"):
             FaissStore(search_threads=bad)
+
+
+def test_faiss_partitions_give_the_filtered_scan_results(tmp_path):
+    rng = np.random.default_rng(1)
+    names = ["payment", "refund", "shipping", "inventory", "promotion"]
+    # One or two tags per row, a few untagged; "promotion" is rare, the three first together are most rows.
+    tags = [[names[i % 4]] + (["promotion"] if i % 11 == 0 else []) if i % 13 else [] for i in range(2_000)]
+    chunks = [Chunk(f"c{i}", "t", {"intents": t}) for i, t in enumerate(tags)]
+    vectors = _unit(rng.standard_normal((2_000, 16)).tolist())
+    scan, parts = FaissStore(), FaissStore(partition_by_intent=True)
+    for store in (scan, parts):
+        store.add(chunks[:1_500], vectors[:1_500])
+    intent_sets = [{"payment"}, {"promotion"}, {"payment", "promotion"}, {"nope"}, {"refund", "nope"}, set(names[:3])]
+
+    def same(queries):
+        for query in queries:
+            for intents in intent_sets:
+                for k in (1, 7, 40):
+                    a, b = scan.search(query, k, intents=intents), parts.search(query, k, intents=intents)
+                    assert [(x.chunk.id, x.score) for x in a] == [(x.chunk.id, x.score) for x in b]
+
+    same(rng.standard_normal((10, 16)))
+    assert set(parts._partitions) == {"payment", "promotion", "refund"}  # three intents hold more than half
+    for store in (scan, parts):  # rows added later reach the partitions too
+        store.add(chunks[1_500:], vectors[1_500:])
+    same(rng.standard_normal((10, 16)))
+    scan.save(tmp_path / "saved")
+    loaded = FaissStore.load(tmp_path / "saved", partition_by_intent=True)
+    assert loaded.partition_by_intent and len(loaded) == 2_000
+    query = vectors[3]
+    assert [x.chunk.id for x in loaded.search(query, 5, intents={"promotion"})] == [
+        x.chunk.id for x in scan.search(query, 5, intents={"promotion"})
+    ]
+    with pytest.raises(ConfigError, match="partition_by_intent must be True or False"):
+        FaissStore(partition_by_intent="yes")

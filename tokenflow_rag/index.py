@@ -50,6 +50,7 @@ def build_index(
     tagger: IntentClassifier | None = None,
     tag_min_score: float = 0.5,
     progress: bool = True,
+    partition_by_intent: bool = False,
     **retriever_options: Any,
 ) -> IntentRetriever:
     """Tag ``chunks`` (user tags win), embed them into a :class:`FaissStore`, return a retriever over it.
@@ -62,6 +63,8 @@ def build_index(
             neural model learned from short queries and long documents are outside what it saw.
         tag_min_score: Score a document needs for a tag.
         progress: Progress bars while tagging and embedding.
+        partition_by_intent: Search each intent's rows from a copy of their vectors: faster restricted
+            searches on large corpora for more memory (see :class:`FaissStore`).
         **retriever_options: Passed to :class:`IntentRetriever` (policy, token_budget ...).
     """
     if not chunks:
@@ -76,7 +79,7 @@ def build_index(
         tagger = RuleClassifier(classifier.taxonomy)
     embedder = get_embedder(embedder)
     tagged = tag_chunks(chunks, tagger, min_score=tag_min_score, progress=progress)
-    store = FaissStore()
+    store = FaissStore(partition_by_intent=partition_by_intent)
     store.add(tagged, embed_chunks(embedder, tagged, progress=progress))
     return IntentRetriever(store, embedder, classifier, **retriever_options)
 
@@ -131,12 +134,16 @@ def load_index(
     *,
     classifier: IntentClassifier | None = None,
     embedder: Embedder | None = None,
+    partition_by_intent: bool = False,
     **retriever_options: Any,
 ) -> IntentRetriever:
-    """Load an index saved by :func:`save_index`; results are identical to the saved retriever's."""
+    """Load an index saved by :func:`save_index`; results are identical to the saved retriever's.
+
+    ``partition_by_intent``: as in :func:`build_index` (a way to search, not saved with the index).
+    """
     directory = Path(directory)
     manifest = read_manifest(directory)
-    store = FaissStore.load(directory)
+    store = FaissStore.load(directory, partition_by_intent=partition_by_intent)
     if len(store) != manifest["chunks"]:
         raise IndexStoreError(
             f"{directory}: manifest says {manifest['chunks']} chunks, found {len(store)}; rebuild the index"

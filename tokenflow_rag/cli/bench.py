@@ -39,6 +39,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     p.add_argument("--int8", action="store_true", help="serve the default classifier's network with int8 linear layers")
+    p.add_argument(
+        "--partitions",
+        action="store_true",
+        help="FaissStore(partition_by_intent=True): restricted searches read per-intent copies of the vectors",
+    )
     add_result_options(p)
     p.set_defaults(func=run_bench_command)
 
@@ -68,6 +73,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         faiss_threads=args.faiss_threads or None,
         int8=args.int8,
+        partition_by_intent=args.partitions,
         progress=sys.stderr.isatty() if args.progress is None else args.progress,
     )
     if args.out:

@@ -133,6 +133,7 @@ def run_bench(
     seed: int = 0,
     faiss_threads: int | None = 1,
     int8: bool = False,
+    partition_by_intent: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Measure every size and return the JSON-ready report.
@@ -149,6 +150,7 @@ def run_bench(
             One query at a time gains nothing from threads, and on a loaded 2-core machine FAISS's
             default of one thread per core made a plain 10k-chunk search 20x slower (24 ms vs 1.2 ms).
         int8: Load the default classifier with its network in int8 (``quantize=True``).
+        partition_by_intent: Restricted searches read per-intent copies of the vectors (``FaissStore``).
         progress: Show progress bars.
     """
     if not sizes or any(not isinstance(n, int) or n < 10 for n in sizes):
@@ -163,7 +165,15 @@ def run_bench(
     faiss = _faiss_threads(faiss_threads)
     try:
         rows = [
-            _bench_size(n, classifier, queries=queries, dim=dim, tag_sample=tag_sample, seed=seed)
+            _bench_size(
+                n,
+                classifier,
+                queries=queries,
+                dim=dim,
+                tag_sample=tag_sample,
+                seed=seed,
+                partition_by_intent=partition_by_intent,
+            )
             for n in tqdm(sizes, desc="bench sizes", unit="size", disable=not progress)
         ]
         real = None
@@ -175,6 +185,7 @@ def run_bench(
     report: dict[str, Any] = {
         "machine": machine_info(),
         "faiss_threads": faiss_threads,
+        "partition_by_intent": partition_by_intent,
         "classifier": type(classifier).__name__
         + (" (int8 network)" if getattr(getattr(classifier, "neural", None), "quantized", False) else ""),
         "queries_per_size": queries,
@@ -221,7 +232,9 @@ def _synthetic(  # type: ignore[no-untyped-def]
     return chunks, vectors
 
 
-def _bench_size(n: int, classifier: Any, *, queries: int, dim: int, tag_sample: int, seed: int) -> dict[str, Any]:
+def _bench_size(
+    n: int, classifier: Any, *, queries: int, dim: int, tag_sample: int, seed: int, partition_by_intent: bool = False
+) -> dict[str, Any]:
     from tokenflow_rag.retriever import IntentRetriever
     from tokenflow_rag.stores.faiss import FaissStore
     from tokenflow_rag.tagging import tag_chunks
@@ -234,7 +247,7 @@ def _bench_size(n: int, classifier: Any, *, queries: int, dim: int, tag_sample: 
 
     sample = [Chunk(c.id, c.text) for c in chunks[:tag_sample]]
     tag_s = _timed(lambda: tag_chunks(sample, classifier, progress=False))
-    store = FaissStore()
+    store = FaissStore(partition_by_intent=partition_by_intent)
     index_s = _timed(lambda: store.add(chunks, vectors))
 
     query_chunks, _ = _synthetic(queries, rng, intents, keywords, dim, words=(6, 16))
