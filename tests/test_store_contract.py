@@ -187,6 +187,8 @@ def test_faiss_partitions_give_the_filtered_scan_results(tmp_path):
 
     same(rng.standard_normal((10, 16)))
     assert set(parts._partitions) == {"payment", "promotion", "refund"}  # three intents hold more than half
+    tagged = sum(len(parts._rows_by_intent[t]) for t in ("payment", "promotion", "refund"))
+    assert parts.partition_nbytes == tagged * 16 * 4 and scan.partition_nbytes == 0
     for store in (scan, parts):  # rows added later reach the partitions too
         store.add(chunks[1_500:], vectors[1_500:])
     same(rng.standard_normal((10, 16)))

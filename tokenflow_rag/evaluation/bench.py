@@ -270,7 +270,7 @@ def _bench_size(
     breakdown = _breakdown(
         IntentRetriever(store, lookup, classifier, track_baseline=False), texts, qvecs, classify_ms, tf_nb
     )
-    return {
+    row = {
         "chunks": n,
         "classify_ms_p50": _pct(classify_ms, 50),
         "classify_ms_p95": _pct(classify_ms, 95),
@@ -284,6 +284,10 @@ def _bench_size(
         "index_docs_per_s": round(n / max(index_s, 1e-9), 1),
         "breakdown_ms_mean": breakdown,
     }
+    if partition_by_intent:  # what the per-intent copies cost, next to the index's own vectors
+        row["partitions_mib"] = round(store.partition_nbytes / 2**20, 1)
+        row["index_mib"] = round(n * dim * 4 / 2**20, 1)
+    return row
 
 
 def _breakdown(

@@ -151,6 +151,11 @@ class FaissStore:
                     best[int(rows[i])] = float(score)  # a row in two partitions has the same score in both
         return sorted(((s, r) for r, s in best.items()), key=lambda hit: (-hit[0], hit[1]))[:k]
 
+    @property
+    def partition_nbytes(self) -> int:
+        """Memory held by the per-intent copies of the vectors built so far (0 without partitions)."""
+        return sum(index.ntotal * index.d * 4 for index, _ in self._partitions.values())
+
     def _partition(self, tag: str) -> tuple[Any, np.ndarray]:
         if tag not in self._partitions:
             rows = np.asarray(self._rows_by_intent[tag], dtype=np.int64)
