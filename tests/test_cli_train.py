@@ -247,3 +247,18 @@ def test_train_network_flags_reach_the_model_and_bad_ones_are_refused(
     assert main([*args, "--out", str(tmp_path / "m4"), "--device", "gpu0"]) == 2
     assert "'gpu0' is not a torch device" in capsys.readouterr().err
     assert not (tmp_path / "m4").exists()
+
+
+def test_train_help_states_the_lora_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    from tokenflow_rag.classifiers.lora import LoraSettings
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = LoraSettings()
+    for words, value in (
+        ("LoRA update", defaults.r),
+        ("alpha / r", defaults.alpha),
+        ("LoRA dropout", defaults.dropout),
+    ):
+        assert f"{words} (default {value})" in text

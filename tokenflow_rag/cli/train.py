@@ -57,17 +57,14 @@ def register(sub: Any) -> None:
         help="leave out the character n-gram model the hybrid averages with the network (default: fit it, "
         "a few seconds)",
     )
-    from tokenflow_rag.classifiers.lora import LoraSettings
-
+    # Unset flags keep LoraSettings' defaults; the help repeats them (a test keeps the two equal) because
+    # importing the classifiers here would slow every tokenflow command's start by ~90 ms.
     lora = train.add_argument_group("LoRA adapters")
-    lora.add_argument("--lora-r", type=int, metavar="R", help=f"rank of the LoRA update (default {LoraSettings.r})")
+    lora.add_argument("--lora-r", type=int, metavar="R", help="rank of the LoRA update (default 8)")
     lora.add_argument(
-        "--lora-alpha",
-        type=float,
-        metavar="A",
-        help=f"LoRA scaling, the update times alpha / r (default {LoraSettings.alpha})",
+        "--lora-alpha", type=float, metavar="A", help="LoRA scaling, the update times alpha / r (default 16)"
     )
-    lora.add_argument("--lora-dropout", type=float, metavar="P", help=f"LoRA dropout (default {LoraSettings.dropout})")
+    lora.add_argument("--lora-dropout", type=float, metavar="P", help="LoRA dropout (default 0.1)")
     lora.add_argument(
         "--lora-targets",
         nargs="+",
@@ -128,7 +125,7 @@ def _train(args: argparse.Namespace) -> int:
     from tokenflow_rag.taxonomy import load_taxonomy
 
     check_output_dir(Path(args.out))  # fail before training, not after
-    resolve_device(args.device)
+    resolve_device(args.device)  # likewise: an unavailable device, before any data loads
     alpha = args.lora_alpha
     knobs = {
         "r": args.lora_r,

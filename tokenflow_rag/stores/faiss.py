@@ -155,7 +155,7 @@ class FaissStore:
     @property
     def partition_nbytes(self) -> int:
         """Memory held by the per-intent copies of the vectors built so far (0 without partitions)."""
-        return sum(index.ntotal * index.d * 4 for index, _ in self._partitions.values())
+        return sum(index.ntotal * index.code_size for index, _ in self._partitions.values())
 
     def _partition(self, tag: str) -> tuple[Any, np.ndarray]:
         if tag not in self._partitions:
