@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,7 @@ def test_broken_model_degrades_to_rules_with_one_warning(model_dir: Path, tmp_pa
         HybridClassifier.from_pretrained(target, taxonomy, strict=True)
 
 
-def test_inference_failure_degrades_once(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_inference_failure_serves_rules_with_one_warning(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clf = HybridClassifier.from_pretrained(model_dir)
 
     def boom(texts):  # type: ignore[no-untyped-def]
@@ -127,7 +128,58 @@ def test_inference_failure_degrades_once(model_dir: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(clf.neural, "raw_scores", boom)
     (first, second), message = _one_warning(lambda: (clf.predict(["退款"]), clf.predict(["退款"])))
     assert "out of memory" in message and first == second
-    assert first[0].intents == ("refund",)
+    assert first[0].intents == ("refund",) and set(first[0].components) == {"rules"}
+
+
+def test_a_one_off_inference_failure_keeps_the_model(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clf = HybridClassifier.from_pretrained(model_dir)
+    real = clf.neural.raw_scores
+    calls = []
+
+    def fails_once(texts):  # type: ignore[no-untyped-def]
+        calls.append(texts)
+        if len(calls) == 1:
+            raise RuntimeError("Already borrowed")
+        return real(texts)
+
+    monkeypatch.setattr(clf.neural, "raw_scores", fails_once)
+    (first, second), _ = _one_warning(lambda: (clf.predict(["退款"]), clf.predict(["退款"])))
+    assert set(first[0].components) == {"rules"}
+    assert set(second[0].components) == {"rules", "neural", "ngrams"} and not clf.is_degraded
+
+
+def test_a_model_that_keeps_failing_is_switched_off(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokenflow_rag.classifiers.hybrid import MAX_FAILURES_IN_A_ROW
+
+    clf = HybridClassifier.from_pretrained(model_dir)
+    calls = []
+
+    def boom(texts):  # type: ignore[no-untyped-def]
+        calls.append(texts)
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(clf.neural, "raw_scores", boom)
+    _one_warning(lambda: [clf.predict(["退款"]) for _ in range(MAX_FAILURES_IN_A_ROW + 2)])
+    assert clf.is_degraded and "out of memory" in clf.degraded_reason
+    assert len(calls) == MAX_FAILURES_IN_A_ROW  # not tried again once switched off
+
+
+@pytest.mark.skipif(
+    not (default_model_dir() / "tokenflow_model.json").is_file(), reason="no shipped model in this checkout"
+)
+def test_concurrent_predictions_match_sequential_ones() -> None:
+    # The shipped model's fast tokenizer with long texts: the race needs encoding that takes a while.
+    hybrid = load_default_hybrid()
+    texts = ["退款多久到账? I also never got the SMS", "hello there", "库存", "x" * 3000, "how do I reset my password"]
+    batches = [[texts[i % 5]] if i % 2 else [texts[j % 5] for j in range(i, i + 3)] for i in range(300)]
+    expected = {tuple(b): hybrid.predict(b) for b in batches}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a failed inference would warn
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            got = list(pool.map(hybrid.predict, batches))
+    assert not hybrid.is_degraded
+    for batch, predictions in zip(batches, got):
+        assert [p.intents for p in predictions] == [p.intents for p in expected[tuple(batch)]]
 
 
 def test_hybrid_config_validated() -> None:

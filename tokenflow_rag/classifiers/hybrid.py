@@ -8,7 +8,9 @@ see :mod:`.calibration`). So ``IntentPrediction.scores`` are probabilities, ``co
 weakest chosen intent's probability, and "none" is predicted only when no intent passes its threshold.
 
 A hybrid never crashes a query because of its model: when the model directory is missing, corrupt or
-for another taxonomy, or inference itself fails, it warns once and carries on with the rules alone.
+for another taxonomy, it warns once and carries on with the rules alone. When inference fails, the texts
+of that call are classified by the rules (one warning); after ``MAX_FAILURES_IN_A_ROW`` failures in a row
+the model is switched off, while a one-off failure leaves it serving the next call.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class HybridConfig:
         return cls(rule_weight, round(1.0 - rule_weight, 10))  # rounded: 1 - 0.7 is 0.30000000000000004
 
 
+MAX_FAILURES_IN_A_ROW = 3
+"""Consecutive failed model inferences after which a hybrid stops trying its model and serves by the rules."""
+
 RULE_WEIGHT_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 """Rule weights tried by :meth:`HybridClassifier.calibrate` when it chooses the fusion weights on dev."""
 
@@ -116,6 +121,8 @@ class HybridClassifier:
         self.config = config or HybridConfig()
         self.calibration = calibration or Calibration()
         self.degraded_reason: str | None = None if neural is not None else "no neural model"
+        self._failures_in_a_row = 0
+        self._warned_inference = False
 
     @property
     def taxonomy(self) -> Taxonomy:
@@ -137,18 +144,20 @@ class HybridClassifier:
     def predict(self, texts: Sequence[str]) -> list[IntentPrediction]:
         """Classify each text; ``components`` holds the raw score of each part (rules, neural, ngrams)."""
         texts = list(texts)
-        if self.neural is None:
+        model = self.neural  # one reference throughout: another thread may degrade the hybrid meanwhile
+        if model is None:
             return self.rules.predict(texts)
         try:
-            neural, ngrams = self._model_parts(texts)
+            neural, ngrams = self._model_parts(model, texts)
         except Exception as exc:  # noqa: BLE001 - any model failure must leave the query served by the rules
-            self._degrade(f"neural inference failed ({type(exc).__name__}: {exc})")
+            self._inference_failed(f"neural inference failed ({type(exc).__name__}: {exc})")
             return self.rules.predict(texts)
-        rules, rule_rows = self._rule_parts(texts)
+        self._failures_in_a_row = 0
+        rules, rule_rows = self._rule_parts(model.labels, texts)
         fused = self._fused(rules, neural, ngrams, self.config.rule_weight)
         model_rows = {"neural": neural} if ngrams is None else {"neural": neural, "ngrams": ngrams}
         names = self.taxonomy.names
-        column = {name: self.neural.labels.index(name) for name in names}
+        column = {name: model.labels.index(name) for name in names}
         thresholds = self.calibration.thresholds
         out = []
         for i, (rule_scores, rule_evidence) in enumerate(rule_rows):
@@ -178,22 +187,40 @@ class HybridClassifier:
         fused = weights["rules"] * rules + weights["neural"] * neural
         return fused if ngrams is None else fused + weights["ngrams"] * ngrams
 
-    def _model_parts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    def _model_parts(self, model: Any, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw network and n-gram scores (``None`` without an n-gram model), columns in label order."""
-        neural = self.neural.raw_scores(texts).astype(np.float64)
+        neural = model.raw_scores(texts).astype(np.float64)
         return neural, (self.ngrams.raw_scores(texts) if self.ngrams is not None else None)
 
-    def _rule_parts(self, texts: Sequence[str]) -> tuple[np.ndarray, list[tuple[dict[str, float], Any]]]:
-        """Rule scores (columns in label order) and each text's ``(scores, evidence)`` from the rules."""
+    def _rule_parts(
+        self, labels: Sequence[str], texts: Sequence[str]
+    ) -> tuple[np.ndarray, list[tuple[dict[str, float], Any]]]:
+        """Rule scores (columns in ``labels`` order) and each text's ``(scores, evidence)`` from the rules."""
         rows = [self.rules.scores(t) for t in texts]
-        matrix = np.array([[row[n] for n in self.neural.labels] for row, _ in rows], dtype=np.float64)
-        return matrix.reshape(len(texts), len(self.neural.labels)), rows
+        matrix = np.array([[row[n] for n in labels] for row, _ in rows], dtype=np.float64)
+        return matrix.reshape(len(texts), len(labels)), rows
 
     def _degrade(self, reason: str) -> None:
         warnings.warn(f"{reason}; classifying with keyword rules only from now on", stacklevel=3)
         logger.warning("hybrid classifier degraded to rules: %s", reason)
         self.neural = None
         self.degraded_reason = reason
+
+    def _inference_failed(self, reason: str) -> None:
+        """Serve these texts by the rules; a model that keeps failing is switched off, a one-off blip is not."""
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row == 1 and not self._warned_inference:
+            self._warned_inference = True
+            warnings.warn(f"{reason}; classifying these texts with keyword rules only", stacklevel=4)
+        if self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW and self.neural is not None:
+            self.neural = None
+            self.degraded_reason = reason
+        logger.warning(
+            "%s; served by the rules (%d failure(s) in a row%s)",
+            reason,
+            self._failures_in_a_row,
+            ", model switched off" if self.neural is None else "",
+        )
 
     # -- calibration --------------------------------------------------------------------------
     def calibrate(self, dev: Sequence[LabeledText], *, choose_weights: bool = False) -> dict[str, Any]:
@@ -350,8 +377,8 @@ class HybridClassifier:
             for name in ex.intents:
                 gold[row, labels.index(name)] = 1
         texts = [ex.text for ex in dev]
-        neural, ngrams = self._model_parts(texts)
-        return self._rule_parts(texts)[0], neural, ngrams, gold
+        neural, ngrams = self._model_parts(self.neural, texts)
+        return self._rule_parts(labels, texts)[0], neural, ngrams, gold
 
     # -- persistence --------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,6 +150,9 @@ class NeuralClassifier:
         self._model: Any = None  # what predictions run on: the PeftModel, or the merged backbone
         self._adapter_state: dict[str, Any] | None = None
         self._max_length = self.config.max_length
+        # A fast tokenizer is not thread-safe (padding settings are shared state) and eval()/train() flip a
+        # flag on the shared model: concurrent queries take turns.
+        self._lock = threading.Lock()
 
     @property
     def taxonomy(self) -> Taxonomy:
@@ -226,14 +230,14 @@ class NeuralClassifier:
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not texts:
             return out
-        was_training = self._model.training
-        self._model.eval()
-        device = next(self._model.parameters()).device
         # Similar lengths together: less padding per batch.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         if self.quantized:
             batch_size = 1  # int8 activations share one scale per batch: keep each text's scores its own
-        with torch.inference_mode(), torch_threads(1 if len(texts) <= _SMALL_BATCH else None):
+        with self._lock, torch.inference_mode(), torch_threads(1 if len(texts) <= _SMALL_BATCH else None):
+            was_training = self._model.training
+            self._model.eval()
+            device = next(self._model.parameters()).device
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 batch = self._tokenizer(
@@ -245,8 +249,8 @@ class NeuralClassifier:
                 ).to(device)
                 logits = self._model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                 out[idx] = torch.sigmoid(logits.float()).cpu().numpy()
-        if was_training:
-            self._model.train()
+            if was_training:
+                self._model.train()
         return out
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
