@@ -250,7 +250,7 @@ def test_classifier_that_raises_gives_plain_top_k(caplog):
     assert len(_warnings(caplog)) == 1 and "model server down" in _warnings(caplog)[0]
 
 
-def test_store_that_rejects_the_filter_gives_plain_top_k(caplog):
+def test_store_that_rejects_the_filter_is_filtered_after_the_search(caplog):
     class PickyStore(InMemoryVectorStore):
         def similarity_search_with_score(self, query, k=4, **kwargs):
             if kwargs.get("filter") is not None:
@@ -262,8 +262,8 @@ def test_store_that_rejects_the_filter_gives_plain_top_k(caplog):
         first = retriever.invoke(REFUND_QUERY)
         second = retriever.invoke(REFUND_QUERY)
     assert len(_warnings(caplog)) == 1 and "rejected the intent filter" in _warnings(caplog)[0]
-    assert len(first) == 3 and first[0].metadata["tokenflow"]["topped_up"] == 3
-    assert _ids(second) == REFUNDS and second[0].metadata["tokenflow"]["filter_mode"] == "post-filter"
+    for docs in (first, second):  # the query that met the rejection too: no filler instead of matches
+        assert _ids(docs) == REFUNDS and docs[0].metadata["tokenflow"]["filter_mode"] == "post-filter"
 
 
 def test_tags_under_another_key_without_on_the_fly_tagging_gives_plain_top_k(caplog):
@@ -290,3 +290,138 @@ def test_bad_input_that_is_the_callers_mistake_still_raises():
         retriever.invoke(REFUND_QUERY, k=0)
     with pytest.raises(ValueError, match="empty"):
         retriever.invoke("   ")
+
+
+# -- the user's own search settings are kept -----------------------------------------------------
+def _regional_retriever(**kwargs) -> TokenFlowRetriever:
+    """Refund docs in two regions; misc docs in 'eu'."""
+    regions = {"ref-1": "us", "ref-2": "eu", "ref-3": "eu"}
+    metadatas = [{"region": regions.get(i, "eu")} for i in IDS]
+    return TokenFlowRetriever.from_texts(DOCS, EMBED, metadatas, ids=IDS, **kwargs)
+
+
+def _eu_only(doc) -> bool:
+    return doc.metadata.get("region") == "eu"
+
+
+def test_a_filter_in_search_kwargs_is_combined_with_the_intent_filter():
+    docs = _regional_retriever(search_kwargs={"filter": _eu_only}).invoke(REFUND_QUERY)
+    assert {"ref-2", "ref-3"} <= set(_ids(docs)) and all(d.metadata["region"] == "eu" for d in docs)
+    assert docs[0].metadata["tokenflow"]["filter_mode"] == "pushdown"
+
+
+def test_a_filter_given_to_invoke_applies_to_that_query():
+    retriever = _regional_retriever()
+    docs = retriever.invoke(REFUND_QUERY, filter=_eu_only)
+    assert all(d.metadata["region"] == "eu" for d in docs) and {"ref-2", "ref-3"} <= set(_ids(docs))
+    assert "ref-1" in _ids(retriever.invoke(REFUND_QUERY))  # the next query has no filter
+    assert retriever.invoke(REFUND_QUERY, verbose=True)  # LangChain's own keyword is not a search argument
+
+
+def test_a_filter_on_a_store_that_cannot_take_the_intent_filter_still_applies():
+    class PlainStore(InMemoryVectorStore):  # not a class tokenflow pushes its filter into
+        pass
+
+    store = PlainStore(EMBED)
+    store.add_texts(DOCS, metadatas=[{"region": "us" if i == "ref-1" else "eu"} for i in IDS], ids=IDS)
+    retriever = TokenFlowRetriever(vectorstore=store, search_kwargs={"filter": _eu_only})
+    docs = retriever.invoke(REFUND_QUERY)
+    assert docs[0].metadata["tokenflow"]["filter_mode"] == "post-filter"
+    assert all(d.metadata["region"] == "eu" for d in docs) and {"ref-2", "ref-3"} <= set(_ids(docs))
+
+
+def test_chroma_combines_the_users_where_filter_with_the_intent_filter(tmp_path):
+    langchain_chroma = pytest.importorskip("langchain_chroma")
+    retriever = _regional_retriever(
+        vectorstore_cls=langchain_chroma.Chroma,
+        store_kwargs={"persist_directory": str(tmp_path), "collection_name": "regions"},
+        search_kwargs={"filter": {"region": "eu"}},
+    )
+    docs = retriever.invoke(REFUND_QUERY)
+    assert all(d.metadata["region"] == "eu" for d in docs) and {"ref-2", "ref-3"} <= set(_ids(docs))
+    assert docs[0].metadata["tokenflow"]["filter_mode"] == "pushdown"
+
+
+def test_unknown_settings_and_k_in_search_kwargs_are_errors_not_ignored():
+    store = InMemoryVectorStore(EMBED)
+    with pytest.raises(ValueError, match="filter"):  # pydantic: extra fields are forbidden
+        TokenFlowRetriever(vectorstore=store, filter=_eu_only)
+    with pytest.raises(ValueError, match="k is sized per query"):
+        TokenFlowRetriever(vectorstore=store, search_kwargs={"k": 2})
+
+
+def test_settings_changed_after_construction_take_effect_on_the_copy_only():
+    retriever = TokenFlowRetriever.from_texts(DOCS, EMBED, ids=IDS)
+    budgeted = retriever.model_copy(update={"token_budget": 20})
+    narrow = retriever.model_copy(update={"policy": KPolicy(base_k=1, max_k=1)})
+    assert sum(d.metadata["tokenflow"]["tokens"] for d in budgeted.invoke(REFUND_QUERY)[:1]) <= 20
+    assert len(budgeted.invoke(REFUND_QUERY)) < 3 and len(narrow.invoke(REFUND_QUERY)) == 1
+    assert _ids(retriever.invoke(REFUND_QUERY)) == REFUNDS  # the original is unchanged
+    other = TokenFlowRetriever.from_texts(["Reset your password from the login page."], EMBED, ids=["pw"])
+    retriever.vectorstore = other.vectorstore
+    assert _ids(retriever.invoke("I forgot my password")) == ["pw"]
+
+
+# -- documents added later, stores that give less ------------------------------------------------
+def test_documents_added_to_the_store_after_tagging_are_still_found(caplog):
+    retriever = TokenFlowRetriever.from_texts(DOCS, EMBED, ids=IDS)
+    assert retriever.invoke(REFUND_QUERY)[0].metadata["tokenflow"]["filter_mode"] == "pushdown"
+    new = "how long does a refund take to reach my card? Refunds take 5 business days."
+    retriever.vectorstore.add_texts([new], ids=["new"])  # behind the retriever's back: no tags
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        first, second = retriever.invoke(REFUND_QUERY), retriever.invoke(REFUND_QUERY)
+    assert "new" in _ids(first) and "new" in _ids(second)
+    assert second[0].metadata["tokenflow"]["filter_mode"] == "post-filter"
+    assert any("no intent tags" in w for w in _warnings(caplog))
+
+
+def test_add_documents_tags_them_so_the_filter_stays_in_the_store():
+    retriever = TokenFlowRetriever.from_texts(DOCS, EMBED, ids=IDS)
+    retriever.add_documents([Document("Refunds of gift cards take 10 days.", id="gift")])
+    assert "refund" in retriever.vectorstore.get_by_ids(["gift"])[0].metadata["intents"]
+    docs = retriever.invoke("refund of my gift card")
+    assert "gift" in _ids(docs) and docs[0].metadata["tokenflow"]["filter_mode"] == "pushdown"
+
+
+def test_documents_without_ids_and_the_same_text_stay_apart():
+    class NoIdStore(InMemoryVectorStore):
+        def similarity_search_with_score(self, query, k=4, **kwargs):
+            pairs = super().similarity_search_with_score(query, k=k, **kwargs)
+            return [(Document(d.page_content, metadata=d.metadata), s) for d, s in pairs]
+
+    store = NoIdStore(EMBED)
+    text = "Refunds go back to the original card within 5 business days."
+    store.add_texts([text, text], metadatas=[{"source": "a.pdf"}, {"source": "b.pdf"}])
+    docs = TokenFlowRetriever(vectorstore=store).invoke(REFUND_QUERY)
+    assert sorted(d.metadata["source"] for d in docs) == ["a.pdf", "b.pdf"]
+
+
+def test_a_store_without_scored_search_is_ranked_by_its_order(caplog):
+    from langchain_core.vectorstores import VectorStore
+
+    class MinimalStore(VectorStore):  # only what LangChain requires of a vector store
+        def __init__(self):
+            self.inner = _untagged_store()
+
+        def similarity_search(self, query, k=4, **kwargs):
+            return self.inner.similarity_search(query, k=k, **kwargs)
+
+        @classmethod
+        def from_texts(cls, texts, embedding, metadatas=None, **kwargs):
+            raise NotImplementedError
+
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        docs = TokenFlowRetriever(vectorstore=MinimalStore()).invoke(REFUND_QUERY)
+    assert _ids(docs) == REFUNDS
+    assert any("similarity_search_with_score" in w for w in _warnings(caplog))
+
+
+def test_a_failing_store_is_a_clear_error():
+    class DownStore(InMemoryVectorStore):
+        def similarity_search_with_score(self, query, k=4, **kwargs):
+            raise ConnectionError("connection refused")
+
+    from tokenflow_rag.errors import IndexStoreError
+
+    with pytest.raises(IndexStoreError, match="DownStore failed to search .*connection refused"):
+        TokenFlowRetriever(vectorstore=DownStore(EMBED)).invoke(REFUND_QUERY)

@@ -287,7 +287,7 @@ def test_classifier_that_raises_gives_plain_top_k(caplog):
     assert len(_warnings(caplog)) == 1 and "model server down" in _warnings(caplog)[0]
 
 
-def test_store_that_rejects_the_filter_gives_plain_top_k_then_post_filters(caplog):
+def test_store_that_rejects_the_filter_is_filtered_after_the_search(caplog):
     class PickyStore(SimpleVectorStore):
         def query(self, query, **kwargs):
             if query.filters is not None:
@@ -300,8 +300,9 @@ def test_store_that_rejects_the_filter_gives_plain_top_k_then_post_filters(caplo
         first = engine.query(REFUND_QUERY)
         second = engine.query(REFUND_QUERY)
     assert len(_warnings(caplog)) == 1 and "rejected the intent filter" in _warnings(caplog)[0]
-    assert len(first.source_nodes) == 3 and first.source_nodes[0].node.metadata["tokenflow"]["topped_up"] == 3
-    assert sorted(n.node.node_id for n in second.source_nodes) == ["ref-1", "ref-2", "ref-3"]
+    for response in (first, second):  # the query that met the rejection too: no filler instead of matches
+        assert sorted(n.node.node_id for n in response.source_nodes) == ["ref-1", "ref-2", "ref-3"]
+        assert response.source_nodes[0].node.metadata["tokenflow"]["filter_mode"] == "post-filter"
 
 
 def test_tags_under_another_key_without_on_the_fly_tagging_gives_plain_top_k(caplog):
@@ -329,3 +330,113 @@ def test_documents_from_a_plain_pipeline():
     index = VectorStoreIndex.from_documents([Document(text=t) for t in TEXTS.values()], embed_model=EMBED)
     nodes = TokenFlowRetriever.from_index(index).retrieve(REFUND_QUERY)
     assert len(nodes) == 3 and all("refund" in n.node.metadata["intents"] for n in nodes)
+
+
+# -- the user's own retriever settings are kept --------------------------------------------------
+def _regional_nodes() -> list[TextNode]:
+    nodes = tag_nodes(_nodes(), RuleClassifier())
+    for node in nodes:
+        node.metadata["region"] = "us" if node.node_id == "ref-1" else "eu"
+    return nodes
+
+
+def _eu_only():
+    from llama_index.core.vector_stores import MetadataFilter, MetadataFilters
+
+    return MetadataFilters(filters=[MetadataFilter(key="region", value="eu")])
+
+
+def test_a_wrapped_retrievers_filters_are_combined_with_the_intent_filter():
+    index = _index(_regional_nodes())
+    for retriever in (
+        TokenFlowRetriever(index.as_retriever(filters=_eu_only())),
+        TokenFlowRetriever.from_index(index, filters=_eu_only()),
+    ):
+        nodes = retriever.retrieve(REFUND_QUERY)
+        assert {"ref-2", "ref-3"} <= {n.node.node_id for n in nodes}
+        assert all(n.node.metadata["region"] == "eu" for n in nodes)
+        assert nodes[0].node.metadata["tokenflow"]["filter_mode"] == "pushdown"
+
+
+def test_a_wrapped_retrievers_filters_hold_on_chroma_with_flag_filters(tmp_path):
+    chromadb = pytest.importorskip("chromadb")
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    collection = chromadb.PersistentClient(path=str(tmp_path)).get_or_create_collection("regions")
+    store = ChromaVectorStore(chroma_collection=collection)
+    nodes = _regional_nodes()
+    for node in nodes:  # the flag encoding Chroma needs
+        node.metadata.pop("intents")
+    index = _index(tag_nodes(nodes, RuleClassifier(), vector_store=store), store)
+    found = TokenFlowRetriever(index.as_retriever(filters=_eu_only())).retrieve(REFUND_QUERY)
+    assert {"ref-2", "ref-3"} <= {n.node.node_id for n in found}
+    assert all(n.node.metadata["region"] == "eu" for n in found)
+
+
+def test_a_wrapped_retrievers_top_k_and_node_ids_are_kept():
+    index = _index(_regional_nodes())
+    plain = TokenFlowRetriever(index.as_retriever(similarity_top_k=7)).retrieve("hello there")
+    assert len(plain) == 7 and plain[0].node.metadata["tokenflow"]["baseline_k"] == 7  # the plain fallback's k
+    assert len(TokenFlowRetriever.from_index(index, similarity_top_k=2).retrieve("hello there")) == 2
+    from llama_index.core.retrievers import VectorIndexRetriever
+
+    for retriever in (
+        TokenFlowRetriever(VectorIndexRetriever(index, node_ids=["ref-1", "misc-1"])),
+        TokenFlowRetriever.from_index(index, node_ids=["ref-1", "misc-1"]),
+    ):
+        assert {n.node.node_id for n in retriever.retrieve(REFUND_QUERY)} <= {"ref-1", "misc-1"}
+
+
+def test_unknown_options_are_errors_that_list_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['top_k'\].*similarity_top_k"):
+        TokenFlowRetriever.from_index(_index(), top_k=3)
+    with pytest.raises(ValueError, match="set them on your"):
+        TokenFlowRetriever(_index().as_retriever(), filters=_eu_only())
+
+
+def test_nodes_inserted_after_tagging_are_still_found():
+    index = _index(tag_nodes(_nodes(), RuleClassifier()))
+    retriever = TokenFlowRetriever.from_index(index)
+    assert retriever.retrieve(REFUND_QUERY)[0].node.metadata["tokenflow"]["filter_mode"] == "pushdown"
+    index.insert_nodes([TextNode(id_="new", text="how long does a refund take to reach my card? 5 days.")])
+    first, second = retriever.retrieve(REFUND_QUERY), retriever.retrieve(REFUND_QUERY)
+    assert "new" in {n.node.node_id for n in first} and "new" in {n.node.node_id for n in second}
+
+
+def test_a_query_bundles_own_embedding_is_searched_with():
+    from llama_index.core.schema import QueryBundle
+
+    index = _index(tag_nodes(_nodes(), RuleClassifier()))
+    retriever = TokenFlowRetriever.from_index(index, k=1)
+    hyde = QueryBundle(REFUND_QUERY, custom_embedding_strs=[TEXTS["ref-3"]])  # a HyDE-style document
+    assert [n.node.node_id for n in retriever.retrieve(hyde)] == ["ref-3"]
+    given = QueryBundle(REFUND_QUERY, embedding=EMBED.get_text_embedding(TEXTS["ref-2"]))
+    assert [n.node.node_id for n in retriever.retrieve(given)] == ["ref-2"]
+    assert retriever.retrieve(given)[0].node.metadata["tokenflow"]["intents"] == ["refund"]  # from the question
+
+
+def test_faiss_l2_scores_are_similarities_a_cutoff_can_use():
+    faiss = pytest.importorskip("faiss")
+    from llama_index.core.postprocessor import SimilarityPostprocessor
+    from llama_index.vector_stores.faiss import FaissVectorStore
+
+    index = _index(tag_nodes(_nodes(), RuleClassifier()), FaissVectorStore(faiss_index=faiss.IndexFlatL2(128)))
+    nodes = TokenFlowRetriever.from_index(index).retrieve(REFUND_QUERY)
+    scores = [n.score for n in nodes]
+    assert all(0 < s <= 1 for s in scores) and scores == sorted(scores, reverse=True)
+    assert len(SimilarityPostprocessor(similarity_cutoff=0.0).postprocess_nodes(nodes)) == len(nodes)
+
+
+def test_a_wrapped_retriever_is_searched_once_when_it_returns_all_it_has():
+    class CountingRetriever(BaseRetriever):
+        def __init__(self, nodes):
+            self.nodes, self.calls = nodes, 0
+            super().__init__()
+
+        def _retrieve(self, query_bundle):
+            self.calls += 1
+            return [NodeWithScore(node=n, score=1.0 / (1 + i)) for i, n in enumerate(self.nodes[:4])]
+
+    inner = CountingRetriever(_nodes())
+    TokenFlowRetriever(inner).retrieve(REFUND_QUERY)
+    assert inner.calls == 1

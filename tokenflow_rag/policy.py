@@ -64,6 +64,10 @@ class KPolicy:
         return KDecision(self.base_k, f"fallback to base_k={self.base_k}: {why}", True, ())
 
 
+POLICY_SETTINGS = ("base_k", "max_k", "min_confidence")
+"""The knobs of :class:`KPolicy`, which the adapters also take as keyword arguments."""
+
+
 @dataclass(frozen=True)
 class KDecision:
     """The outcome of :meth:`KPolicy.decide`."""

@@ -38,7 +38,8 @@ class IntentRetriever:
         token_budget: Hard cap on the tokens of the returned chunks (None = no cap).
         overfetch: For stores without filter pushdown, fetch ``k * overfetch`` candidates per round.
         track_baseline: Also measure what plain top-``base_k`` would have returned (``baseline_tokens``).
-            After a search the store filtered by itself this takes one more plain search; False skips it
+            After a search the store filtered by itself this takes one more plain search, whose matching
+            neighbours the filter missed (documents added without tags) are merged in; False skips it
             (``tokenflow bench`` reports the ratio both ways).
 
     >>> from tokenflow_rag import IntentRetriever, FaissStore, HashingEmbedder, Chunk
@@ -110,12 +111,23 @@ class IntentRetriever:
             )
             return IntentPrediction(scores={}, intents=(), evidence={"error": (f"{type(exc).__name__}: {exc}",)})
 
-    def retrieve(self, query: str, *, k: int | None = None, token_budget: int | None = None) -> RetrievalResult:
-        """Retrieve chunks for ``query``; ``k`` given explicitly always wins over intent sizing."""
+    def retrieve(
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        token_budget: int | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> RetrievalResult:
+        """Retrieve chunks for ``query``; ``k`` given explicitly always wins over intent sizing.
+
+        ``query_vector``: search with this embedding instead of embedding ``query`` (e.g. a HyDE embedding);
+        the intents are still predicted from ``query``.
+        """
         text = clean_query(query)
         prediction = self.classify(text)
         decision = self.policy.decide(prediction, self.taxonomy, explicit_k=k)
-        vector = self.embedder.embed_query(text)
+        vector = self.embedder.embed_query(text) if query_vector is None else np.asarray(query_vector, np.float32)
         return self._search(
             vector, prediction, decision, token_budget if token_budget is not None else self.token_budget
         )
@@ -163,24 +175,29 @@ class IntentRetriever:
         self, vector: np.ndarray, prediction: IntentPrediction, decision: KDecision, token_budget: int | None
     ) -> RetrievalResult:
         base_k = self.policy.base_k
-        plain: list[ScoredChunk] | None = None
+        plain: list[ScoredChunk] | None = None  # plain neighbours fetched on the way, if any
+        complete = False  # plain holds every neighbour the store gives (it returned fewer than asked)
         topped_up = 0
         if decision.fallback:
             hits = self.store.search(vector, decision.k)
             filter_mode = "none"
         else:
-            hits, filter_mode, plain = self._restricted_search(vector, decision.k, decision.search_intents)
+            hits, filter_mode, plain, complete = self._restricted_search(vector, decision.k, decision.search_intents)
             if len(hits) < decision.k:
-                hits, topped_up, plain = self._top_up(vector, hits, decision.k, plain)
+                hits, topped_up, plain, complete = self._top_up(vector, hits, decision.k, plain, complete)
         baseline_tokens = None
         if self.track_baseline:
             if decision.fallback and decision.k == base_k:
                 baseline = hits
-            elif plain is not None and len(plain) >= min(base_k, len(self.store)):
+            elif plain is not None and (complete or len(plain) >= min(base_k, len(self.store))):
                 baseline = plain[:base_k]
             else:
                 baseline = self.store.search(vector, base_k)
             baseline_tokens = self.count_tokens(baseline)
+            if filter_mode == "pushdown":
+                hits, topped_up = self._with_missed_matches(
+                    hits, topped_up, plain if plain is not None else baseline, decision
+                )
         hits, dropped = self._apply_budget(hits, token_budget)
         accounting = Accounting(
             intents=prediction.intents,
@@ -212,10 +229,16 @@ class IntentRetriever:
 
     def _restricted_search(
         self, vector: np.ndarray, k: int, intents: Collection[str]
-    ) -> tuple[list[ScoredChunk], str, list[ScoredChunk] | None]:
-        """Hits tagged with ``intents``: pushed down when the store can, else over-fetched and filtered."""
+    ) -> tuple[list[ScoredChunk], str, list[ScoredChunk] | None, bool]:
+        """Hits tagged with ``intents``: pushed down when the store can, else over-fetched and filtered.
+
+        Also returns the plain neighbours fetched (None after a pushdown) and whether they are all there are.
+        """
         if self.store.supports_filter:
-            return self.store.search(vector, k, intents=intents), "pushdown", None
+            hits = self.store.search(vector, k, intents=intents)
+            if self.store.supports_filter:
+                return hits, "pushdown", None, False
+            # The store stopped filtering during this search (an adapter's store rejected the filter): filter here.
         wanted = set(intents)
         fetch = max(k * self.overfetch, self.policy.base_k)
         for _ in range(_MAX_OVERFETCH_ROUNDS):
@@ -224,20 +247,41 @@ class IntentRetriever:
             if len(hits) >= k or len(plain) < fetch:
                 break
             fetch *= self.overfetch
-        return hits, "post-filter", plain
+        return hits, "post-filter", plain, len(plain) < fetch
 
     def _top_up(
-        self, vector: np.ndarray, hits: list[ScoredChunk], k: int, plain: list[ScoredChunk] | None
-    ) -> tuple[list[ScoredChunk], int, list[ScoredChunk]]:
+        self, vector: np.ndarray, hits: list[ScoredChunk], k: int, plain: list[ScoredChunk] | None, complete: bool
+    ) -> tuple[list[ScoredChunk], int, list[ScoredChunk], bool]:
         """Too few tagged chunks matched: fill up with the nearest other neighbours, so k is honoured."""
-        if plain is None or len(plain) < min(k + len(hits), len(self.store)):
+        if plain is None or (not complete and len(plain) < min(k + len(hits), len(self.store))):
             plain = self.store.search(vector, k + len(hits))
+            complete = len(plain) < k + len(hits)
         have = {sc.chunk.id for sc in hits}
         extra = [sc for sc in plain if sc.chunk.id not in have][: k - len(hits)]
         if extra:
             logger.info("only %d chunks matched the intent filter; topped up with %d neighbours", len(hits), len(extra))
         # Intent matches stay ahead of the filler, so a token budget drops filler first.
-        return hits + extra, len(extra), plain
+        return hits + extra, len(extra), plain, complete
+
+    def _with_missed_matches(
+        self, hits: list[ScoredChunk], topped_up: int, plain: list[ScoredChunk], decision: KDecision
+    ) -> tuple[list[ScoredChunk], int]:
+        """Merge in plain neighbours that match the intents but the store's filter missed.
+
+        A store filters on the tags it holds: documents added to it later without tags (an adapter then tags
+        them on the fly), or an approximate index, can miss a match that a plain search finds.
+        """
+        wanted = set(decision.search_intents)
+        matched, filler = hits[: len(hits) - topped_up], hits[len(hits) - topped_up :]
+        have = {sc.chunk.id for sc in matched}
+        missed = [sc for sc in plain if sc.chunk.id not in have and matches_intents(sc.chunk, wanted)]
+        if not missed:
+            return hits, topped_up
+        logger.info("%d matching neighbour(s) missing from the store's filtered search; merged in", len(missed))
+        matched = sorted(matched + missed, key=lambda sc: -sc.score)[: decision.k]
+        kept = {sc.chunk.id for sc in matched}
+        filler = [sc for sc in filler if sc.chunk.id not in kept][: decision.k - len(matched)]
+        return matched + filler, len(filler)
 
     def _apply_budget(self, hits: list[ScoredChunk], budget: int | None) -> tuple[list[ScoredChunk], int]:
         """Keep chunks in rank order while they fit the budget; a chunk too big to fit is skipped."""

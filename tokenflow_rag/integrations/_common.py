@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tokenflow_rag.classifiers.base import IntentClassifier
-from tokenflow_rag.errors import ConfigError, InvalidQueryError
+from tokenflow_rag.errors import ConfigError, IndexStoreError, InvalidQueryError
 from tokenflow_rag.retriever import IntentRetriever
 from tokenflow_rag.stores.base import matches_intents
 from tokenflow_rag.stores.tag_encoding import TagEncoding
@@ -37,13 +37,16 @@ ACCOUNTING_KEY = "tokenflow"
 PROBE_K = 8
 """Nearest neighbours inspected on the first query to see whether the store carries intent tags."""
 
-_QUERY: ContextVar[str] = ContextVar("tokenflow_query")
+_QUERY: ContextVar[tuple[str, Any]] = ContextVar("tokenflow_query")
 
 
 @contextmanager
-def query_context(text: str) -> Iterator[None]:
-    """Make the query text visible to the store wrapper (it also reaches worker threads of ``to_thread``)."""
-    token = _QUERY.set(text)
+def query_context(text: str, native: Any = None) -> Iterator[None]:
+    """Make the query visible to the store wrapper (it also reaches worker threads of ``to_thread``).
+
+    ``native``: the framework's own query object (a LlamaIndex ``QueryBundle``), passed on to wrapped retrievers.
+    """
+    token = _QUERY.set((text, native))
     try:
         yield
     finally:
@@ -52,7 +55,12 @@ def query_context(text: str) -> Iterator[None]:
 
 def current_query() -> str:
     """The query being served; the wrappers of text-based framework stores search with it."""
-    return _QUERY.get()
+    return _QUERY.get()[0]
+
+
+def current_native_query() -> Any:
+    """The framework's query object of the query being served, or None."""
+    return _QUERY.get()[1]
 
 
 class NoEmbedder:
@@ -110,6 +118,11 @@ class FrameworkStore:
     def _count(self) -> int | None:
         return None
 
+    @property
+    def name(self) -> str:
+        """The wrapped framework object's class name, for messages."""
+        return type(self).__name__
+
     # -- the VectorStore protocol -------------------------------------------------------------
     @property
     def mode(self) -> str | None:
@@ -134,7 +147,7 @@ class FrameworkStore:
                 self.warn_once(
                     "filter",
                     "%s rejected the intent filter (%s: %s); filtering after the search from now on",
-                    type(self).__name__,
+                    self.name,
                     type(exc).__name__,
                     exc,
                 )
@@ -207,6 +220,8 @@ class FrameworkStore:
             self._report_untagged(len(missing), len(candidates))
             if self.tag_missing:
                 self._tag([Chunk(c.id, c.text) for c in missing])
+                if self.mode == "pushdown":  # documents added without tags: the store's filter cannot see them
+                    self.mode = "post-filter"
         for c in candidates:
             self.native[c.id] = c
         return [ScoredChunk(self._chunk(c), c.score) for c in candidates]
@@ -243,13 +258,24 @@ class FrameworkStore:
             logger.warning(message, *args)
 
 
-def retrieve(core: IntentRetriever, store: FrameworkStore, query: str, k: int | None) -> RetrievalResult:
-    """Run the core for one query; an unexpected failure gives the plain top-k and one warning, never an error."""
+def retrieve(
+    core: IntentRetriever,
+    store: FrameworkStore,
+    query: str,
+    k: int | None,
+    *,
+    vector: np.ndarray | None = None,
+    native: Any = None,
+) -> RetrievalResult:
+    """Run the core for one query; an unexpected failure gives the plain top-k and one warning, never an error.
+
+    ``vector``: a query embedding the caller already has; ``native``: the framework's query object.
+    """
     text = clean_query(query)
-    with query_context(text):
+    with query_context(text, native):
         try:
             store.prepare()
-            return core.retrieve(text, k=k)
+            return core.retrieve(text, k=k, query_vector=vector)
         except (InvalidQueryError, ConfigError):  # the caller's mistake (empty query, k=0): say so
             raise
         except Exception as exc:
@@ -257,7 +283,14 @@ def retrieve(core: IntentRetriever, store: FrameworkStore, query: str, k: int | 
                 "core", "intent-aware retrieval failed (%s: %s); returning the plain top-k", type(exc).__name__, exc
             )
             n = k or core.policy.base_k
-            hits = store._scored(store._query(None, n, None))[:n]
+            try:
+                hits = store._scored(store._query(vector, n, None))[:n]
+            except Exception as plain_exc:  # the store itself fails: nothing to fall back to
+                raise IndexStoreError(
+                    f"{store.name} failed to search "
+                    f"({type(plain_exc).__name__}: {plain_exc or 'no message'}); check the store and the search "
+                    "arguments given to it"
+                ) from plain_exc
             accounting = Accounting(
                 intents=(),
                 scores={},

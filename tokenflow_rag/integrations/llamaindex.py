@@ -9,18 +9,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import numpy as np
+
 from tokenflow_rag._optional import require
 from tokenflow_rag.classifiers.base import IntentClassifier
 from tokenflow_rag.embeddings.base import Embedder
+from tokenflow_rag.errors import ConfigError
 from tokenflow_rag.integrations._common import ACCOUNTING_KEY, FrameworkStore, NoEmbedder, retrieve
 from tokenflow_rag.integrations._llamaindex_store import (
+    RETRIEVER_SETTINGS,
     EmbedModelEmbedder,
     IndexStore,
     RetrieverStore,
     hide,
+    retriever_settings,
     tag_nodes,
 )
-from tokenflow_rag.policy import KPolicy
+from tokenflow_rag.policy import POLICY_SETTINGS, KPolicy
 from tokenflow_rag.retriever import IntentRetriever
 from tokenflow_rag.savings import SavingsTracker
 from tokenflow_rag.types import INTENTS_KEY, RetrievalResult
@@ -53,14 +58,17 @@ class TokenFlowRetriever(BaseRetriever):
     """Intent-aware drop-in for a LlamaIndex retriever: fewer, intent-restricted nodes per query.
 
     Args:
-        retriever: The retriever to restrict (a ``VectorIndexRetriever`` gets filter pushdown through its
-            index), or a ``VectorStoreIndex`` (same as :meth:`from_index`).
+        retriever: The retriever to restrict, or a ``VectorStoreIndex`` (same as :meth:`from_index`). A
+            ``VectorIndexRetriever`` keeps its settings (``filters``, ``node_ids``, query mode ...): the intent
+            filter is added to its own, and its ``similarity_top_k`` is the plain fallback's k.
         classifier: Intent classifier; the default classifier if omitted.
         k: Fixed number of nodes; wins over intent sizing.
         token_budget: Hard cap on the tokens of the returned nodes.
         tag_missing: Tag untagged nodes on the fly (cached by node id) instead of falling back to plain top-k.
         savings: Tracker the accounting of every query is added to (one per retriever if omitted).
-        **policy: :class:`~tokenflow_rag.policy.KPolicy` knobs: ``base_k``, ``max_k``, ``min_confidence``.
+        **options: :class:`~tokenflow_rag.policy.KPolicy` knobs (``base_k``, ``max_k``, ``min_confidence``)
+            and, for a ``VectorStoreIndex``, what ``index.as_retriever()`` takes (``similarity_top_k``,
+            ``filters``, ``node_ids``, ...).
 
     Every returned node carries ``metadata["intents"]`` and ``metadata["tokenflow"]`` (the accounting),
     both excluded from the LLM's text.
@@ -85,21 +93,40 @@ class TokenFlowRetriever(BaseRetriever):
         tag_missing: bool = True,
         savings: SavingsTracker | None = None,
         callback_manager: Any = None,
-        **policy: Any,
+        **options: Any,
     ) -> None:
+        policy = dict(options)
+        store: FrameworkStore
+        embedder: Embedder
+        index_settings = {
+            name: policy.pop(name) for name in ["similarity_top_k", *RETRIEVER_SETTINGS] if name in policy
+        }
+        unknown = sorted(set(policy) - set(POLICY_SETTINGS))
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) {unknown}; TokenFlowRetriever takes k, token_budget, tag_missing, savings, "
+                f"the KPolicy knobs {list(POLICY_SETTINGS)}, and for a VectorStoreIndex the settings of "
+                f"index.as_retriever(): {['similarity_top_k', *RETRIEVER_SETTINGS]}"
+            )
+        if index_settings and not isinstance(retriever, VectorStoreIndex):
+            raise ConfigError(
+                f"{sorted(index_settings)} configure a retriever made from a VectorStoreIndex; "
+                f"set them on your {type(retriever).__name__} itself"
+            )
         if classifier is None:
             from tokenflow_rag.classifiers import load_default_classifier
 
             classifier = load_default_classifier()
-        store: FrameworkStore
-        embedder: Embedder
-        if isinstance(retriever, VectorIndexRetriever):
-            retriever = retriever._index  # its index gives filter pushdown
+        if isinstance(retriever, VectorIndexRetriever):  # its own search stays as it was (filters, node ids ...)
+            index_settings = {"similarity_top_k": retriever._similarity_top_k, **retriever_settings(retriever)}
+            retriever = retriever._index
         if isinstance(retriever, VectorStoreIndex):
-            store, embedder = (
-                IndexStore(retriever, classifier, tag_missing=tag_missing),
-                EmbedModelEmbedder(retriever._embed_model),
-            )
+            top_k = index_settings.pop("similarity_top_k", None)
+            if top_k is not None and "base_k" not in policy:  # the user's top-k: the plain fallback's k
+                policy["base_k"] = top_k
+                policy.setdefault("max_k", max(KPolicy().max_k, top_k))
+            store = IndexStore(retriever, classifier, tag_missing=tag_missing, settings=index_settings)
+            embedder = EmbedModelEmbedder(index_settings.get("embed_model") or retriever._embed_model)
         elif isinstance(retriever, BaseRetriever):
             store, embedder = RetrieverStore(retriever, classifier, tag_missing=tag_missing), NoEmbedder()
         else:
@@ -120,13 +147,23 @@ class TokenFlowRetriever(BaseRetriever):
         return cls(index, classifier, **options)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        result = retrieve(self._core, self._store, query_bundle.query_str, self.k)
+        vector = self._query_vector(query_bundle)
+        result = retrieve(self._core, self._store, query_bundle.query_str, self.k, vector=vector, native=query_bundle)
         self.savings.record(result.accounting)
         dispatcher.event(TokenFlowRetrievalEvent(query=query_bundle.query_str, accounting=result.accounting.to_dict()))
         return self._nodes(result)
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return await asyncio.to_thread(self._retrieve, query_bundle)
+
+    def _query_vector(self, bundle: QueryBundle) -> np.ndarray | None:
+        """The bundle's own embedding, or that of its ``custom_embedding_strs`` (HyDE) as LlamaIndex makes it."""
+        if bundle.embedding is not None:
+            return np.asarray(bundle.embedding, dtype=np.float32)
+        embedder = self._core.embedder
+        if isinstance(embedder, EmbedModelEmbedder) and bundle.embedding_strs != [bundle.query_str]:
+            return np.asarray(embedder.model.get_agg_embedding_from_queries(bundle.embedding_strs), dtype=np.float32)
+        return None  # the core embeds the query text
 
     def _nodes(self, result: RetrievalResult) -> list[NodeWithScore]:
         accounting = result.accounting.to_dict()
