@@ -182,6 +182,13 @@ def test_concurrent_predictions_match_sequential_ones() -> None:
         assert [p.intents for p in predictions] == [p.intents for p in expected[tuple(batch)]]
 
 
+def test_a_text_with_invalid_unicode_is_classified_by_the_whole_hybrid(hybrid: HybridClassifier) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a failed inference would warn
+        (p,) = hybrid.predict(["refund \ud83d please"])
+    assert set(p.components) == {"rules", "neural", "ngrams"} and not hybrid.is_degraded
+
+
 def test_hybrid_config_validated() -> None:
     assert HybridConfig(rule_weight=0.5, neural_weight=0.5).rule_weight == 0.5
     with pytest.raises(ConfigError, match="must be 1"):
@@ -338,3 +345,18 @@ def test_crossfit_predict_recalibrates_per_fold_and_restores_the_model(model_dir
     for folds in (1, 9, 2.0):
         with pytest.raises(ConfigError, match="folds must be an integer from 2 to the number of rows"):
             hybrid.crossfit_predict(dev, folds)  # type: ignore[arg-type]
+
+
+def test_training_names_the_intents_it_has_no_or_few_examples_of() -> None:
+    from tokenflow_rag.classifiers.trainer import _warn_about_rare_intents
+
+    with pytest.warns(UserWarning) as caught:
+        _warn_about_rare_intents(ROWS, default_taxonomy())
+    messages = [str(w.message) for w in caught]
+    assert (
+        "no training example for intent(s) ['user_auth', 'inventory', 'order_management', 'promotion']"
+        in (
+            messages[0]  # taxonomy order
+        )
+    )
+    assert "'refund': 2" in messages[1] and "'payment': 2" in messages[1]

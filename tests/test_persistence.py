@@ -60,6 +60,20 @@ def test_corrupt_files(saved, embedder):
         load_index(saved, embedder=embedder)
 
 
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ("[]", "not a tokenflow index"),
+        ('{"format": "tokenflow-index", "format_version": 1}', "field 'chunks' is missing"),
+        ('{"format": "tokenflow-index", "format_version": 1, "chunks": 11, "embedder": 3, "dim": 256}', "'embedder'"),
+    ],
+)
+def test_a_hand_edited_manifest_is_a_clear_error(saved, embedder, manifest, message):
+    (saved / MANIFEST).write_text(manifest, encoding="utf-8")
+    with pytest.raises(IndexStoreError, match=message):
+        load_index(saved, embedder=embedder)
+
+
 def test_truncated_chunks_file(saved, embedder):
     lines = (saved / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
     (saved / "chunks.jsonl").write_text("\n".join(lines[:-2]) + "\n", encoding="utf-8")
@@ -117,3 +131,52 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "folder" / "inside.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "folder" / "private.bin").stat().st_mode) == 0o644
+
+
+# -- output paths that saving would wipe are refused before anything is written ------------------
+@pytest.mark.parametrize("case", ["user_files", "a_file", "dot", "under_a_file"])
+def test_save_index_refuses_a_path_it_would_wipe(tmp_path, monkeypatch, case):
+    from tokenflow_rag import Chunk, HashingEmbedder, build_index, save_index
+    from tokenflow_rag.errors import ConfigError
+
+    retriever = build_index([Chunk("r1", "Refunds take 5 days")], embedder=HashingEmbedder(dim=16))
+    notes = tmp_path / "project" / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("mine", encoding="utf-8")
+    target = {
+        "user_files": notes.parent,
+        "a_file": notes,
+        "dot": tmp_path / "project" / ".",
+        "under_a_file": notes / "index",
+    }[case]
+    monkeypatch.chdir(tmp_path / "project")
+    with pytest.raises(ConfigError):
+        save_index(retriever, target)
+    assert notes.read_text(encoding="utf-8") == "mine"
+    assert sorted(p.name for p in notes.parent.iterdir()) == ["notes.txt"]  # no temporary left behind
+    with pytest.raises(ConfigError, match="names no new directory"):
+        save_index(retriever, ".")
+    save_index(retriever, tmp_path / "index")
+    save_index(retriever, tmp_path / "index")  # a previous index may be replaced
+
+
+def test_a_failed_swap_keeps_the_old_directory_and_leaves_no_temporary(tmp_path, monkeypatch):
+    import os
+
+    from tokenflow_rag._io import atomic_directory
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("old", encoding="utf-8")
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if str(src).endswith(".tmp"):
+            raise OSError("device busy")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="device busy"), atomic_directory(target) as tmp:
+        (tmp / "new.txt").write_text("new", encoding="utf-8")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert (target / "old.txt").read_text(encoding="utf-8") == "old"

@@ -122,6 +122,8 @@ async def test_async_matches_sync(retriever):
         (None, "must be a str"),
         (42, "must be a str"),
         (b"refund", "got bytes"),
+        ("refund \ud83d please", "invalid Unicode at character 7"),  # a cut-off emoji, as JSON can carry
+        ("refund \udcff", "invalid Unicode"),  # undecodable bytes from a command line
     ],
 )
 def test_bad_queries_raise_clear_errors(retriever, query, message):
@@ -148,3 +150,9 @@ def test_bad_construction(small_chunks, embedder):
 
     with pytest.raises(ConfigError, match="dimension"):
         IntentRetriever(store, HashingEmbedder(dim=64)).retrieve("refund")
+
+
+@pytest.mark.parametrize("budget", [0, -5, 1.5, "100", True])
+def test_a_bad_per_query_token_budget_is_a_clear_error(retriever, budget):
+    with pytest.raises(ConfigError, match="token_budget must be a positive integer"):
+        retriever.retrieve("refund status", token_budget=budget)

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tokenflow_rag.errors import ConfigError
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
@@ -29,16 +31,43 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def check_replaceable_dir(target: Path, marker: str, kind: str) -> Path:
+    """Refuse an output directory that saving would wipe: a file, a directory of other things, or ``.``/``..``.
+
+    Only a missing path, an empty directory, or a directory holding ``marker`` (a previous ``kind``) may be
+    replaced. Called before long work starts, so a bad ``--out`` fails in a second, not after it.
+    """
+    target = Path(target)
+    if target.name in ("", ".", ".."):
+        raise ConfigError(f"{str(target)!r} names no new directory; give the {kind} its own, e.g. ./my_{kind}")
+    if target.exists():
+        if not target.is_dir():
+            raise ConfigError(f"{target} is a file; give the {kind} a new or empty directory")
+        if any(target.iterdir()) and not (target / marker).is_file():
+            raise ConfigError(
+                f"{target} exists and is not a tokenflow {kind} directory (no {marker}); it would be replaced. "
+                f"Choose a new or empty directory"
+            )
+    for parent in target.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"cannot create {target}: {parent} is a file")
+    return target
+
+
 @contextmanager
 def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces ``target`` in one rename.
 
     A previous ``target`` is moved aside first and deleted only once the new one is in place,
-    so an interrupted save leaves either the old directory or the new one, never a mix.
+    so an interrupted or failed save leaves either the old directory or the new one, never a mix,
+    and no temporary behind.
     """
     target = Path(target)
+    if target.name in ("", ".", ".."):
+        raise ConfigError(f"{str(target)!r} names no new directory to write; give a directory name")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    backup = None
     try:
         yield tmp
         mask = _umask()
@@ -47,17 +76,25 @@ def atomic_directory(target: Path) -> Iterator[Path]:
         for path in tmp.rglob("*"):
             if path.is_file() and not path.is_symlink():
                 os.chmod(path, 0o666 & ~mask)
+        if target.exists():
+            backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+            _remove(backup)
+            os.replace(target, backup)
+        os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if backup is not None and backup.exists() and not target.exists():
+            os.replace(backup, target)  # the swap failed half-way: put the old one back
         raise
-    backup = None
-    if target.exists():
-        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(backup, ignore_errors=True)
-        os.replace(target, backup)
-    os.replace(tmp, target)
     if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
+        _remove(backup)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _umask() -> int:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from tokenflow_rag import __version__
-from tokenflow_rag._io import atomic_directory
+from tokenflow_rag._io import atomic_directory, check_replaceable_dir
 from tokenflow_rag.classifiers.base import IntentClassifier
 from tokenflow_rag.embeddings.base import Embedder, get_embedder
 from tokenflow_rag.errors import ConfigError, IndexStoreError
@@ -89,7 +89,7 @@ def save_index(retriever: IntentRetriever, directory: str | Path) -> Path:
     store = retriever.store
     if not isinstance(store, FaissStore):
         raise ConfigError(f"save_index saves a FaissStore; {type(store).__name__} persists through its own backend")
-    directory = Path(directory)
+    directory = check_index_dir(Path(directory))
     with atomic_directory(directory) as tmp:
         store.write_into(tmp)
         retriever.taxonomy.to_yaml(tmp / TAXONOMY_FILE)
@@ -108,6 +108,11 @@ def save_index(retriever: IntentRetriever, directory: str | Path) -> Path:
     return directory
 
 
+def check_index_dir(directory: str | Path) -> Path:
+    """Refuse an output path that saving an index would wipe (a file, or a directory of something else)."""
+    return check_replaceable_dir(Path(directory), MANIFEST, "index")
+
+
 def read_manifest(directory: str | Path) -> dict[str, Any]:
     """The manifest of an index directory, validated."""
     directory = Path(directory)
@@ -124,8 +129,18 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IndexStoreError(f"{path} is corrupt ({exc}); rebuild the index") from None
-    if manifest.get("format") != "tokenflow-index" or manifest.get("format_version") != FORMAT_VERSION:
-        raise IndexStoreError(f"{path} is not a tokenflow index of format version {FORMAT_VERSION}")
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != "tokenflow-index"
+        or manifest.get("format_version") != FORMAT_VERSION
+    ):
+        raise IndexStoreError(f"{path} is not a tokenflow index of format version {FORMAT_VERSION}; rebuild the index")
+    for key, kind in (("chunks", int), ("embedder", str), ("dim", int)):
+        if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
+            raise IndexStoreError(
+                f"{path}: field {key!r} is missing or not {'an integer' if kind is int else 'a string'}; "
+                "rebuild the index"
+            )
     return manifest
 
 

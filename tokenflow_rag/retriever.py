@@ -26,6 +26,14 @@ logger = logging.getLogger(__name__)
 _MAX_OVERFETCH_ROUNDS = 4
 
 
+def _check_budget(token_budget: Any) -> int | None:
+    if token_budget is not None and (
+        not isinstance(token_budget, int) or isinstance(token_budget, bool) or token_budget < 1
+    ):
+        raise ConfigError(f"token_budget must be a positive integer or None, got {token_budget!r}")
+    return token_budget
+
+
 class IntentRetriever:
     """Intent-aware retrieval over any :class:`VectorStore`.
 
@@ -75,8 +83,7 @@ class IntentRetriever:
             classifier = RuleClassifier()
         if not isinstance(classifier, IntentClassifier):
             raise ConfigError(f"classifier must have .taxonomy and .predict(texts), got {type(classifier).__name__}")
-        if token_budget is not None and (not isinstance(token_budget, int) or token_budget < 1):
-            raise ConfigError(f"token_budget must be a positive integer or None, got {token_budget!r}")
+        _check_budget(token_budget)
         if overfetch < 1:
             raise ConfigError(f"overfetch must be >= 1, got {overfetch!r}")
         self.store = store
@@ -129,7 +136,7 @@ class IntentRetriever:
         decision = self.policy.decide(prediction, self.taxonomy, explicit_k=k)
         vector = self.embedder.embed_query(text) if query_vector is None else np.asarray(query_vector, np.float32)
         return self._search(
-            vector, prediction, decision, token_budget if token_budget is not None else self.token_budget
+            vector, prediction, decision, self.token_budget if token_budget is None else _check_budget(token_budget)
         )
 
     def retrieve_with_prediction(
@@ -140,7 +147,7 @@ class IntentRetriever:
         decision = self.policy.decide(prediction, self.taxonomy, explicit_k=k)
         vector = self.embedder.embed_query(text)
         return self._search(
-            vector, prediction, decision, token_budget if token_budget is not None else self.token_budget
+            vector, prediction, decision, self.token_budget if token_budget is None else _check_budget(token_budget)
         )
 
     def retrieve_batch(self, queries: Sequence[str], *, k: int | None = None) -> list[RetrievalResult]:

@@ -15,6 +15,8 @@ MAX_QUERY_CHARS = 4096
 """Longer queries are truncated (with a warning): no retriever or classifier needs more."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# In a Python str a surrogate is always unpaired: half of a cut-off emoji, or undecodable bytes (surrogateescape).
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def clean_query(query: Any, *, max_chars: int = MAX_QUERY_CHARS) -> str:
@@ -30,6 +32,12 @@ def clean_query(query: Any, *, max_chars: int = MAX_QUERY_CHARS) -> str:
         raise InvalidQueryError("query must be a str, got bytes; decode it first, e.g. query.decode('utf-8')")
     if not isinstance(query, str):
         raise InvalidQueryError(f"query must be a str, got {type(query).__name__}")
+    bad = _SURROGATE.search(query)
+    if bad:
+        raise InvalidQueryError(
+            f"query holds invalid Unicode at character {bad.start()} (an unpaired surrogate: half of a cut-off "
+            "emoji, or bytes that are not UTF-8); send valid UTF-8 text"
+        )
     text = unicodedata.normalize("NFC", _CONTROL.sub(" ", query)).strip()
     if not text:
         raise InvalidQueryError("query is empty or only whitespace/control characters; pass some text to search for")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -50,6 +51,8 @@ from tokenflow_rag.taxonomy import Taxonomy, load_taxonomy
 from tokenflow_rag.types import IntentPrediction
 
 logger = logging.getLogger(__name__)
+
+_UNPAIRED = re.compile(r"[\ud800-\udfff]")
 
 MODEL_FILE = "tokenflow_model.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -226,7 +229,8 @@ class NeuralClassifier:
         if self._model is None:
             raise ConfigError("the neural classifier has no model yet; load one with from_pretrained() or train it")
         torch = require("torch")
-        texts = [t[: self._max_length * _CHARS_PER_TOKEN] if t.strip() else " " for t in texts]
+        # Unpaired surrogates (a cut-off emoji) make the tokenizer raise: one bad text must not fail a batch.
+        texts = [_UNPAIRED.sub("\ufffd", t[: self._max_length * _CHARS_PER_TOKEN]) if t.strip() else " " for t in texts]
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not texts:
             return out
@@ -394,9 +398,9 @@ def _int8(model: Any) -> tuple[Any, bool]:
 
 def check_output_dir(target: Path) -> Path:
     """Refuse to replace a non-empty directory that is not a model (``--out .`` must not wipe a project)."""
-    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / MODEL_FILE).is_file())):
-        raise ConfigError(f"{target} exists and is not a tokenflow model directory; choose a new or empty directory")
-    return target
+    from tokenflow_rag._io import check_replaceable_dir
+
+    return check_replaceable_dir(target, MODEL_FILE, "model")
 
 
 def read_model_info(directory: Path) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -139,6 +141,7 @@ class IntentTrainer:
             train, dev = list(examples), list(dev)
         if not train or not dev:
             raise ConfigError("training needs at least one train and one dev example")
+        _warn_about_rare_intents(train, self.taxonomy)
         start = time.perf_counter()
         neural = NeuralClassifier(self.taxonomy, self.config, device=self.args.device).build(seed=self.args.seed)
         model = neural.trainable_model
@@ -276,3 +279,26 @@ def _progress(total: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="training", unit="step", disable=not enabled, leave=False)
+
+
+FEW_EXAMPLES = 5
+"""Below this many training examples an intent is reported as too rare for the network to learn."""
+
+
+def _warn_about_rare_intents(train: Sequence[LabeledText], taxonomy: Taxonomy) -> None:
+    """Say which intents the network will hardly learn: a dev score alone hides them (it has none of them either)."""
+    counts = Counter(name for ex in train for name in ex.intents)
+    missing = [name for name in taxonomy.names if counts[name] == 0]
+    rare = {name: counts[name] for name in taxonomy.names if 0 < counts[name] < FEW_EXAMPLES}
+    if missing:
+        warnings.warn(
+            f"no training example for intent(s) {missing}: the network cannot learn them and only their keyword "
+            "rules will find them; add examples, or drop them from the taxonomy",
+            stacklevel=3,
+        )
+    if rare:
+        warnings.warn(
+            f"few training examples for intent(s) {rare} (fewer than {FEW_EXAMPLES}): expect them to be "
+            "found poorly; add examples",
+            stacklevel=3,
+        )

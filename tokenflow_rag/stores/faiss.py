@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tokenflow_rag._io import atomic_directory
+from tokenflow_rag._io import atomic_directory, check_replaceable_dir
 from tokenflow_rag._optional import require
 from tokenflow_rag.errors import ConfigError, IndexStoreError
 from tokenflow_rag.stores.base import check_vectors
@@ -183,7 +183,7 @@ class FaissStore:
     # -- persistence --------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
         """Write ``vectors.faiss`` and ``chunks.jsonl`` into ``directory`` atomically."""
-        with atomic_directory(Path(directory)) as tmp:
+        with atomic_directory(check_replaceable_dir(Path(directory), INDEX_FILE, "store")) as tmp:
             self.write_into(tmp)
 
     def write_into(self, directory: Path) -> None:
