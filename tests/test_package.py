@@ -55,6 +55,7 @@ def test_public_api_is_pinned():
         "default_taxonomy",
         "get_embedder",
         "get_token_counter",
+        "load_classifier",
         "load_corpus",
         "load_default_classifier",
         "load_index",

@@ -28,6 +28,7 @@ _EXPORTS = {
     "IntentClassifier": "tokenflow_rag.classifiers",
     "RuleClassifier": "tokenflow_rag.classifiers",
     "load_default_classifier": "tokenflow_rag.classifiers",
+    "load_classifier": "tokenflow_rag.classifiers",
     # tagging, policy, tokens
     "tag_chunks": "tokenflow_rag.tagging",
     "KPolicy": "tokenflow_rag.policy",
@@ -68,7 +69,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
-    from tokenflow_rag.classifiers import IntentClassifier, RuleClassifier, load_default_classifier
+    from tokenflow_rag.classifiers import IntentClassifier, RuleClassifier, load_classifier, load_default_classifier
     from tokenflow_rag.corpus import load_corpus
     from tokenflow_rag.embeddings import Embedder, HashingEmbedder, get_embedder
     from tokenflow_rag.errors import TokenFlowError
