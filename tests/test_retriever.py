@@ -156,3 +156,24 @@ def test_bad_construction(small_chunks, embedder):
 def test_a_bad_per_query_token_budget_is_a_clear_error(retriever, budget):
     with pytest.raises(ConfigError, match="token_budget must be a positive integer"):
         retriever.retrieve("refund status", token_budget=budget)
+
+
+def test_a_match_the_stores_filter_missed_is_merged_in_from_the_plain_search(faiss_retriever):
+    class ForgetfulStore(FaissStore):
+        """Filters like an approximate index or stale tags can: one matching chunk never passes the filter."""
+
+        def search(self, vector, k, *, intents=None):
+            hits = super().search(vector, k + 1, intents=intents)
+            return [sc for sc in hits if intents is None or sc.chunk.id != "ref-1"][:k]
+
+    store = ForgetfulStore()
+    chunks = list(faiss_retriever.store)
+    store.add(chunks, faiss_retriever.embedder.embed_documents([c.text for c in chunks]))
+    retriever = IntentRetriever(store, faiss_retriever.embedder, RuleClassifier())
+    query = "refunds go back to the original payment method"
+    result = retriever.retrieve(query)
+    assert {"ref-1", "ref-2"} <= set(result.ids) and result.accounting.filter_mode == "pushdown"
+    assert result.ids.index("ref-1") < len(result) - result.accounting.topped_up  # a match, ahead of the filler
+    untracked = IntentRetriever(store, faiss_retriever.embedder, RuleClassifier(), track_baseline=False)
+    plain_only = untracked.retrieve(query)  # no plain search to merge from: ref-1 arrives only as filler, if at all
+    assert "ref-1" not in plain_only.ids[: len(plain_only) - plain_only.accounting.topped_up]
