@@ -56,11 +56,11 @@ def test_index_then_query_json(capsys, tmp_path, corpus):
     ("argv", "message"),
     [
         (["query", "/no/such/index", "refund"], "does not exist"),
-        (["index", "/no/such/corpus", "--out", "/tmp/x"], "does not exist"),
+        (["index", "/no/such/corpus", "--out", "{tmp}/idx"], "does not exist"),
     ],
 )
-def test_errors_are_one_line_without_traceback(capsys, argv, message):
-    code, out, err = run(capsys, *argv)
+def test_errors_are_one_line_without_traceback(capsys, tmp_path, argv, message):
+    code, out, err = run(capsys, *(a.format(tmp=tmp_path) for a in argv))
     assert code == 2
     assert message in err and "Traceback" not in err
 
@@ -81,12 +81,18 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert "error:" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_os_errors_are_one_line_without_traceback(capsys, tmp_path, corpus):
-    blocker = tmp_path / "a_file"
-    blocker.write_text("not a directory", encoding="utf-8")
-    code, _, err = run(capsys, "index", str(corpus), "--out", str(blocker / "idx"), "--embedder", "hashing")
+def test_os_errors_are_one_line_without_traceback(capsys, tmp_path, corpus, monkeypatch):
+    # An --out under a file is now refused up front (exit 2, tests/test_cli_args.py); an OSError met while
+    # working (here: reading the corpus) is still one line and exit 1.
+    import errno
+
+    def unreadable(path, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "a_file"))
+
+    monkeypatch.setattr("tokenflow_rag.corpus.load_corpus", unreadable)
+    code, _, err = run(capsys, "index", str(corpus), "--out", str(tmp_path / "idx"), "--embedder", "hashing")
     assert code == 1
-    assert err.count("\n") == 1 and err.startswith("tokenflow index: error: ") and "a_file" in err
+    assert err.count("\n") == 1 and err.startswith("tokenflow index: error: Permission denied: ") and "a_file" in err
     assert "Traceback" not in err
 
 

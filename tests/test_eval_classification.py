@@ -460,6 +460,6 @@ def test_a_saved_model_is_scored_with_model(tmp_path: Path) -> None:
 def test_cli_calibrate_folds_is_checked_before_anything_loads(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["eval", "classify", "--format", "jsonl", "--test", str(FIX / "prototype.jsonl"), "--no-baselines"]
     assert main([*args, "--calibrate-folds", "1"]) == 2
-    assert "calibrate_folds must be >= 2" in capsys.readouterr().err
+    assert "--calibrate-folds must be >= 2" in capsys.readouterr().err
     assert main([*args, "--train", str(FIX / "labeled.jsonl"), "--calibrate-folds", "5"]) == 2
     assert "recalibrates a trained model" in capsys.readouterr().err

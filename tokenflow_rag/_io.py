@@ -39,10 +39,12 @@ def check_replaceable_dir(target: Path, marker: str, kind: str) -> Path:
     """
     target = Path(target)
     if target.name in ("", ".", ".."):
-        raise ConfigError(f"{str(target)!r} names no new directory; give the {kind} its own, e.g. ./my_{kind}")
+        raise ConfigError(f"{target} names no new directory; give the {kind} its own, e.g. ./my_{kind}")
     if target.exists():
         if not target.is_dir():
-            raise ConfigError(f"{target} is a file; give the {kind} a new or empty directory")
+            raise ConfigError(
+                f"{target} is a file, not a tokenflow {kind} directory; give the {kind} a new or empty one"
+            )
         if any(target.iterdir()) and not (target / marker).is_file():
             raise ConfigError(
                 f"{target} exists and is not a tokenflow {kind} directory (no {marker}); it would be replaced. "
@@ -64,7 +66,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     """
     target = Path(target)
     if target.name in ("", ".", ".."):
-        raise ConfigError(f"{str(target)!r} names no new directory to write; give a directory name")
+        raise ConfigError(f"{target} names no new directory to write; give a directory name")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     backup = None

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from tokenflow_rag.cli import add_result_options, emit
+from tokenflow_rag.cli import POSITIVE_INT, add_result_options, check_options, check_out_file, emit
 from tokenflow_rag.errors import ConfigError
 
 
@@ -48,15 +49,37 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run_bench_command)
 
 
+MIN_SIZE = 10
+DIM = 512  # the dimension run_bench's synthetic vectors have (the default embedder's)
+
+
 def parse_sizes(text: str) -> list[int]:
-    """``"1000,10k,1e5"`` -> ``[1000, 10000, 100000]``, with a clear error for anything else."""
+    """``"1000,10k,1e5"`` -> ``[1000, 10000, 100000]``, with a clear error for anything else: not a number,
+    not a whole number, below 10, or more chunks than this machine's memory holds."""
+    from tokenflow_rag.evaluation.bench import available_memory, bytes_per_chunk
+
     sizes = []
     for part in text.split(","):
         part = part.strip().lower()
         try:
-            sizes.append(int(float(part[:-1]) * 1000) if part.endswith("k") else int(float(part)))
+            value = float(part[:-1]) * 1000 if part.endswith("k") else float(part)
         except ValueError:
             raise ConfigError(f"--sizes: {part!r} is not a number; pass e.g. --sizes 1000,10000,100000") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"--sizes: {part!r} is not a finite number of chunks; pass e.g. --sizes 1000,10000")
+        if value != int(value) or value < MIN_SIZE:
+            raise ConfigError(f"--sizes: {part!r}: each size must be a whole number of chunks, at least {MIN_SIZE}")
+        sizes.append(int(value))
+    memory = available_memory()
+    largest = max(sizes)
+    if memory is not None and largest * bytes_per_chunk(DIM) > memory:
+        # 1e12 would otherwise run for minutes, silently, before failing or swapping the machine to a halt.
+        raise ConfigError(
+            f"--sizes: {largest} chunks do not fit in memory: each needs about {bytes_per_chunk(DIM) / 1024:.0f} KiB "
+            f"(a {DIM}-dim float32 vector, drawn in float64 and copied into FAISS, and its text), "
+            f"{largest * bytes_per_chunk(DIM) / 2**30:,.1f} GiB in all, and {memory / 2**30:.1f} GiB is available; "
+            f"at most {memory // bytes_per_chunk(DIM)} chunks fit"
+        )
     return sizes
 
 
@@ -66,8 +89,11 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
     if args.faiss_threads < 0:
         raise ConfigError(f"--faiss-threads must be >= 0, got {args.faiss_threads}")
+    check_options(args, queries=POSITIVE_INT)
+    sizes = parse_sizes(args.sizes)
+    check_out_file(args.out, "--out")  # before the run: a bad path must not lose its result
     report = run_bench(
-        parse_sizes(args.sizes),
+        sizes,
         queries=args.queries,
         real_embedder=None if args.no_real else args.embedder,
         seed=args.seed,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-from tokenflow_rag.cli import emit
+from tokenflow_rag.cli import POSITIVE_INT, check_options, check_out_dir, emit
+from tokenflow_rag.errors import ConfigError
 
 
 def register(sub: Any) -> None:
@@ -22,7 +24,15 @@ def register(sub: Any) -> None:
     index.add_argument("--out", required=True, metavar="INDEX_DIR", help="where to write the index")
     index.add_argument("--embedder", help="embedder name (default: use-multilingual)")
     index.add_argument("--taxonomy", help="taxonomy YAML (default: the business taxonomy)")
-    index.add_argument("--model", help="trained classifier directory to tag with (default: the shipped classifier)")
+    # build_index tags documents with the keyword rules of the classifier's taxonomy, never its network
+    # (trained on short queries, not documents), and the index does not store the classifier.
+    index.add_argument(
+        "--model",
+        metavar="MODEL_DIR",
+        help="trained model directory whose taxonomy (intents and keyword rules) tags the chunks, instead of the "
+        "shipped one; tagging uses the rules, not the network, and the model is not saved with the index: "
+        "query with the same --model. One that cannot be loaded is an error",
+    )
     index.add_argument("--json", action="store_true", help="machine-readable output")
     index.set_defaults(func=_index)
 
@@ -31,16 +41,23 @@ def register(sub: Any) -> None:
     query.add_argument("text", metavar="TEXT")
     query.add_argument("-k", type=int, help="explicit k (wins over intent sizing)")
     query.add_argument("--budget", type=int, help="hard token budget for the returned chunks")
-    query.add_argument("--model", help="trained classifier directory (default: the shipped classifier)")
+    query.add_argument(
+        "--model",
+        metavar="MODEL_DIR",
+        help="trained model directory to classify the query with (default: the shipped model); one that cannot "
+        "be loaded is an error",
+    )
     query.add_argument("--json", action="store_true", help="machine-readable output")
     query.set_defaults(func=_query)
 
 
 def _classifier(args: argparse.Namespace, taxonomy: Any = None) -> Any:
-    from tokenflow_rag.classifiers import load_classifier, load_default_classifier
+    from tokenflow_rag.classifiers import HybridClassifier, load_default_classifier
 
     if getattr(args, "model", None):
-        return load_classifier(args.model)
+        # As in tokenflow classify: a model asked for by name that cannot load is an error, not a silent
+        # (and differently tagged or classified) run on the rules alone.
+        return HybridClassifier.from_pretrained(args.model, taxonomy, strict=True)
     return load_default_classifier(taxonomy)
 
 
@@ -54,9 +71,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _index(args: argparse.Namespace) -> int:
     from tokenflow_rag.corpus import load_corpus
-    from tokenflow_rag.index import build_index, save_index
+    from tokenflow_rag.index import MANIFEST, build_index, save_index
     from tokenflow_rag.taxonomy import load_taxonomy
 
+    check_out_dir(args.out, "--out", marker=MANIFEST, kind="index")  # before tagging and embedding, not after
     chunks = load_corpus(args.corpus)
     classifier = _classifier(args, load_taxonomy(args.taxonomy) if args.taxonomy else None)
     retriever = build_index(chunks, embedder=args.embedder, classifier=classifier, progress=not args.json)
@@ -77,6 +95,9 @@ def _index(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     from tokenflow_rag.index import load_index, read_manifest
 
+    check_options(args, k=POSITIVE_INT, budget=POSITIVE_INT)
+    if Path(args.index).exists() and not Path(args.index).is_dir():
+        raise ConfigError(f"INDEX_DIR {args.index} is a file; pass the directory `tokenflow index --out` wrote")
     read_manifest(args.index)  # a clear error for a missing index before any model loads
     classifier = _classifier(args) if args.model else None
     retriever = load_index(args.index, classifier=classifier)

@@ -9,7 +9,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tokenflow_rag.cli import add_result_options, emit
+from tokenflow_rag.cli import (
+    FRACTION,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    add_result_options,
+    at_least,
+    check_options,
+    check_out_file,
+    check_out_folder,
+    emit,
+)
+from tokenflow_rag.errors import ConfigError
 
 _FORMATS = ("jsonl", "csv", "snips", "nlupp", "clinc", "crosswoz")
 
@@ -131,6 +142,9 @@ def _register_all(eval_sub: Any) -> None:
         default=True,
         help="progress bars on stderr, also when it is a log file (default on)",
     )
+    p.add_argument(
+        "--json", action="store_true", help="machine-readable summary: benchmarks run, skipped, failed; files written"
+    )
     p.set_defaults(func=_all)
 
 
@@ -140,15 +154,39 @@ def _register_report(eval_sub: Any) -> None:
         "--results", default="docs/results", metavar="DIR", help="folder of JSON results (default docs/results)"
     )
     p.add_argument("--out", default="BENCHMARKS.md", metavar="FILE", help="the report to write (default BENCHMARKS.md)")
+    p.add_argument("--json", action="store_true", help="machine-readable list of the files written")
     p.set_defaults(func=_report)
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from tokenflow_rag.errors import ConfigError
     from tokenflow_rag.evaluation.classification import ClassifyConfig, cross_validate, format_classify, run_classify
 
+    # Checked here, by flag, before any training: ClassifyConfig names its fields ("threads must be ...").
+    check_options(
+        args,
+        threads=POSITIVE_INT,
+        epochs=POSITIVE_INT,
+        batch_size=POSITIVE_INT,
+        max_train=POSITIVE_INT,
+        mix_size=POSITIVE_INT,
+        timing_queries=NON_NEGATIVE_INT,
+        cv=at_least(2),
+        calibrate_folds=(at_least(2)[0], ">= 2 (e.g. 5)"),  # as ClassifyConfig words it, by the flag
+        lr=(FRACTION[0], "a number in (0, 1) (e.g. 2e-3)"),
+        holdout=(FRACTION[0], "a number in (0, 1) (e.g. 0.2)"),
+    )
     if args.cv and (args.test or args.model or args.holdout):
         raise ConfigError("--cv takes the fold files with --train only (no --test, --model or --holdout)")
+    if args.holdout is not None and (not args.train or args.test or args.model):
+        raise ConfigError("--holdout carves the test set out of the --train files: pass --train, not --test or --model")
+    if args.calibrate_folds is not None and args.train and not args.model:
+        raise ConfigError(
+            "--calibrate-folds recalibrates a trained model (--model, or the shipped one); it cannot be combined "
+            "with --train"
+        )
+    if not args.test and args.holdout is None and not args.cv:
+        raise ConfigError("no test set: pass --test FILE(s), or --holdout FRACTION or --cv K with --train")
+    check_out_file(args.out, "--out")  # before the run: a bad path must not lose its result
     config = ClassifyConfig(
         fmt=args.fmt,
         test=tuple(args.test),
@@ -185,6 +223,8 @@ def _classify(args: argparse.Namespace) -> int:
 def _all(args: argparse.Namespace) -> int:
     from tokenflow_rag.evaluation.suite import run_suite
 
+    check_out_file(args.out, "--out", example="BENCHMARKS.md")  # written after every benchmark: check it first
+    check_out_folder(args.results, "--results")
     summary = run_suite(
         datasets=Path(args.datasets),
         results_dir=Path(args.results),
@@ -194,8 +234,12 @@ def _all(args: argparse.Namespace) -> int:
         retrieval=not args.no_retrieval,
         progress=args.progress,
     )
-    print(
-        f"wrote {args.out} ({summary['ran']} benchmarks run, {summary['skipped']} skipped) and results in {args.results}/"
+    emit(
+        {"out": args.out, "results": args.results, **summary},
+        as_json=args.json,
+        text=lambda s: (
+            f"wrote {s['out']} ({s['ran']} benchmarks run, {s['skipped']} skipped) and results in {s['results']}/"
+        ),
     )
     return 0
 
@@ -203,6 +247,13 @@ def _all(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from tokenflow_rag.evaluation.report import render_report
 
+    if not Path(args.results).is_dir():
+        raise ConfigError(f"--results {args.results}: no such folder; run `tokenflow eval all` first")
+    check_out_file(args.out, "--out", example="BENCHMARKS.md")
     written = render_report(Path(args.results), Path(args.out))
-    print(f"wrote {', '.join(str(p) for p in written)}")
+    emit(
+        {"written": [str(p) for p in written]},
+        as_json=args.json,
+        text=lambda s: f"wrote {', '.join(s['written'])}",
+    )
     return 0

@@ -7,7 +7,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tokenflow_rag.cli import add_result_options, emit
+from tokenflow_rag.cli import (
+    FRACTION,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    add_result_options,
+    check_options,
+    check_out_file,
+    check_out_folder,
+    emit,
+)
 from tokenflow_rag.errors import ConfigError
 
 _DSTC_FORMATS = ("dstc11", "dstc9")
@@ -128,6 +137,15 @@ def run_retrieve(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
+    check_options(args, history=NON_NEGATIVE_INT, operating_k=POSITIVE_INT, dev_fraction=FRACTION)
+    if args.operating_k is not None and args.operating_k not in RetrievalBenchConfig.tokenflow_ks:
+        ks = ", ".join(map(str, RetrievalBenchConfig.tokenflow_ks))
+        raise ConfigError(f"--operating-k must be one of the per-intent k measured ({ks}), got {args.operating_k}")
+    # Outputs are written after the whole run: a bad path must fail now, not lose the result.
+    check_out_file(args.out, "--out")
+    check_out_file(args.plot, "--plot", example="retrieval.png")
+    if not args.no_cache:
+        check_out_folder(args.cache_dir, "--cache-dir")
     dataset, calibration = load_benchmark(args)
     if calibration is None and args.subset == "heldout":
         calibration = split_dev(dataset, "dev", dev_fraction=args.dev_fraction)

@@ -9,7 +9,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tokenflow_rag.cli import emit
+from tokenflow_rag.cli import (
+    FRACTION,
+    POSITIVE_INT,
+    POSITIVE_NUMBER,
+    check_in_files,
+    check_options,
+    check_out_dir,
+    emit,
+)
 from tokenflow_rag.errors import ConfigError
 
 
@@ -119,12 +127,25 @@ def _train(args: argparse.Namespace) -> int:
     from tokenflow_rag.classifiers.backbone import resolve_device
     from tokenflow_rag.classifiers.hybrid import HybridConfig
     from tokenflow_rag.classifiers.lora import LoraSettings
-    from tokenflow_rag.classifiers.neural import NeuralConfig, check_output_dir
+    from tokenflow_rag.classifiers.neural import MODEL_FILE, NeuralConfig
     from tokenflow_rag.classifiers.trainer import IntentTrainer, TrainingArguments
     from tokenflow_rag.classifiers.training_data import load_training_data, split_dev
     from tokenflow_rag.taxonomy import load_taxonomy
 
-    check_output_dir(Path(args.out))  # fail before training, not after
+    # Every check before training, not after; by the flag's name (LoraSettings would say "r must be ...").
+    check_options(
+        args,
+        epochs=POSITIVE_INT,
+        batch_size=POSITIVE_INT,
+        lr=(FRACTION[0], "a number in (0, 1) (e.g. 5e-3)"),
+        dev_fraction=(FRACTION[0], "a number in (0, 1) (e.g. 0.15)"),
+        lora_r=(POSITIVE_INT[0], "a positive integer (e.g. 8)"),
+        lora_alpha=(POSITIVE_NUMBER[0], "a positive number (e.g. 16)"),
+        lora_dropout=(lambda v: 0 <= v < 1, "a number in [0, 1) (e.g. 0.1)"),
+    )
+    check_in_files(args.data, "DATA")
+    check_in_files(args.dev, "--dev")
+    check_out_dir(args.out, "--out", marker=MODEL_FILE, kind="model")
     resolve_device(args.device)  # likewise: an unavailable device, before any data loads
     alpha = args.lora_alpha
     knobs = {
@@ -180,7 +201,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from tokenflow_rag.classifiers.hybrid import HybridClassifier
-    from tokenflow_rag.classifiers.neural import check_output_dir, default_model_dir, default_training_data
+    from tokenflow_rag.classifiers.neural import MODEL_FILE, default_model_dir, default_training_data
     from tokenflow_rag.classifiers.training_data import fingerprint, load_training_data
 
     model_dir = Path(args.model) if args.model else default_model_dir()
@@ -190,7 +211,8 @@ def _calibrate(args: argparse.Namespace) -> int:
             f"--out {args.out} is the model shipped inside the package; write the calibrated model to a "
             "directory of your own and load it with --model / HybridClassifier.from_pretrained"
         )
-    check_output_dir(out)
+    check_in_files(args.dev, "DEV")
+    check_out_dir(args.out, "--out", marker=MODEL_FILE, kind="model")
     weight, choose_weights = _rule_weight(args.rule_weight)
     hybrid = HybridClassifier.from_pretrained(model_dir, strict=True)
     dev = load_training_data(args.dev, hybrid.taxonomy)
@@ -289,9 +311,11 @@ def _classify(args: argparse.Namespace) -> int:
     from tokenflow_rag.classifiers.rules import RuleClassifier
     from tokenflow_rag.errors import InvalidQueryError
     from tokenflow_rag.taxonomy import load_taxonomy
+    from tokenflow_rag.text import clean_query
 
     if not args.text.strip():
         raise InvalidQueryError('TEXT is empty; pass the text to classify, e.g. tokenflow classify "退款多久到账"')
+    args.text = clean_query(args.text)  # as a query is cleaned before retrieval (invalid Unicode is an error)
     taxonomy = load_taxonomy(args.taxonomy) if args.taxonomy else None
     model_dir = Path(args.model) if args.model else default_model_dir()
     clf: Any

@@ -33,7 +33,7 @@ from tokenflow_rag.types import Chunk
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_SIZES", "machine_info", "run_bench"]
+__all__ = ["DEFAULT_SIZES", "available_memory", "bytes_per_chunk", "machine_info", "run_bench"]
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 _FILLER = [
@@ -123,6 +123,29 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def bytes_per_chunk(dim: int = 512) -> int:
+    """Memory one synthetic chunk needs while its size runs, with some margin: its vector is drawn in float64
+    and kept in float32 (12 x dim bytes while both exist), then copied into FAISS (and into per-intent
+    partitions with ``partition_by_intent``), so 16 x dim bytes; plus about 1 KiB of text and Python objects
+    (0.9 KiB measured). About 9 KiB at the default 512 dims."""
+    return 16 * dim + 1024
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available without swapping (Linux ``MemAvailable``, else all physical memory), or None."""
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def run_bench(
     sizes: Sequence[int] = DEFAULT_SIZES,
     *,
@@ -157,6 +180,13 @@ def run_bench(
         raise ConfigError(f"sizes must be integers >= 10, got {list(sizes)!r}")
     if queries < 1:
         raise ConfigError(f"queries must be >= 1, got {queries!r}")
+    memory = available_memory()
+    if memory is not None and max(sizes) * bytes_per_chunk(dim) > memory:
+        # Fail now rather than swap for minutes (or be killed) while building the corpus.
+        raise ConfigError(
+            f"a corpus of {max(sizes)} chunks needs about {max(sizes) * bytes_per_chunk(dim) / 2**30:.1f} GiB "
+            f"({bytes_per_chunk(dim)} bytes per {dim}-dim chunk); {memory / 2**30:.1f} GiB of memory is available"
+        )
     from tqdm.auto import tqdm
 
     from tokenflow_rag.classifiers import load_default_classifier
