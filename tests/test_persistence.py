@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tokenflow_rag import FaissStore, IntentRetriever, RuleClassifier, load_index, save_index
+from tokenflow_rag import FaissStore, IntentRetriever, RuleClassifier, build_index, load_index, save_index
 from tokenflow_rag.errors import IndexStoreError
 from tokenflow_rag.index import MANIFEST
 
@@ -180,3 +180,28 @@ def test_a_failed_swap_keeps_the_old_directory_and_leaves_no_temporary(tmp_path,
         (tmp / "new.txt").write_text("new", encoding="utf-8")
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     assert (target / "old.txt").read_text(encoding="utf-8") == "old"
+
+
+def test_the_policy_and_token_budget_are_saved_with_the_index(tmp_path, small_chunks, embedder):
+    from tokenflow_rag import KPolicy
+
+    policy = KPolicy(base_k=4, max_k=6, min_confidence=0.9)
+    retriever = build_index(small_chunks, embedder=embedder, policy=policy, token_budget=60)
+    save_index(retriever, tmp_path / "idx")
+    loaded = load_index(tmp_path / "idx", embedder=embedder, classifier=retriever.classifier)
+    assert loaded.policy == policy and loaded.token_budget == 60
+    for query in ("refund status", "短信通知怎么关闭", "tell me about the company"):
+        assert loaded.retrieve(query).ids == retriever.retrieve(query).ids
+
+
+def test_a_faiss_store_is_freed_once_dropped(small_chunks, embedder):
+    import gc
+    import weakref
+
+    store = FaissStore()
+    store.add(small_chunks, embedder.embed_documents([c.text for c in small_chunks]))
+    store.search(embedder.embed_query("refund"), 2, intents={"refund"})  # caches an id selector
+    ref = weakref.ref(store)
+    del store
+    gc.collect()
+    assert ref() is None

@@ -177,3 +177,46 @@ def test_a_match_the_stores_filter_missed_is_merged_in_from_the_plain_search(fai
     untracked = IntentRetriever(store, faiss_retriever.embedder, RuleClassifier(), track_baseline=False)
     plain_only = untracked.retrieve(query)  # no plain search to merge from: ref-1 arrives only as filler, if at all
     assert "ref-1" not in plain_only.ids[: len(plain_only) - plain_only.accounting.topped_up]
+
+
+def test_retrieve_batch_embeds_queries_as_queries(small_chunks):
+    from tokenflow_rag import HashingEmbedder
+
+    class PrefixingEmbedder(HashingEmbedder):
+        """Embeds queries and documents differently, as E5 / BGE-style models do."""
+
+        def embed_query(self, text):
+            return super().embed_query("query: " + text)
+
+    embedder = PrefixingEmbedder(dim=256)
+    store = FaissStore()
+    store.add(small_chunks, embedder.embed_documents([c.text for c in small_chunks]))
+    retriever = IntentRetriever(store, embedder, RuleClassifier())
+    queries = ["refund status", "where is my package", "tell me about the company"]
+    batch = retriever.retrieve_batch(queries)
+    for query, result in zip(queries, batch):
+        single = retriever.retrieve(query)
+        assert result.ids == single.ids and [sc.score for sc in result] == pytest.approx([sc.score for sc in single])
+
+
+def test_bad_construction_and_batch_arguments_are_clear_errors(small_chunks, faiss_retriever):
+    store = faiss_retriever.store
+    for overfetch in (1, 2.5, "4"):
+        with pytest.raises(ConfigError, match="overfetch must be an integer >= 2"):
+            IntentRetriever(store, faiss_retriever.embedder, overfetch=overfetch)
+    with pytest.raises(ConfigError, match="CallableTokenCounter"):
+        IntentRetriever(store, faiss_retriever.embedder, token_counter=len)
+    with pytest.raises(InvalidQueryError, match="list of queries"):
+        faiss_retriever.retrieve_batch("refund status")
+
+
+def test_numpy_integers_are_integers(faiss_retriever):
+    import numpy as np
+
+    result = faiss_retriever.retrieve("refund status", k=np.int64(2), token_budget=np.int32(10_000))
+    assert len(result) == 2 and result.accounting.token_budget == 10_000
+    assert KPolicy(base_k=np.int64(4)).base_k == 4
+    with pytest.raises(ConfigError, match="base_k must be a positive integer"):
+        KPolicy(base_k=True)
+    with pytest.raises(ConfigError, match="min_confidence"):
+        KPolicy(min_confidence="0.5")

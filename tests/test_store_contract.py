@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pytest
 
@@ -111,9 +113,24 @@ def test_dimension_mismatch_is_a_clear_error(store):
     store.add(CHUNKS, VECTORS)
     with pytest.raises(ConfigError, match="dimension"):
         store.add([Chunk("new", "x")], np.ones((1, 4), np.float32))
-    if store.supports_filter or isinstance(store, FaissStore):
-        with pytest.raises(ConfigError, match="dimension"):
-            store.search(np.ones(4, np.float32), 2)
+    with pytest.raises(ConfigError, match="dimension"):
+        store.search(np.ones(4, np.float32), 2)
+
+
+def test_tags_given_as_one_string_are_a_comma_separated_list(store):
+    store.add([Chunk("r", "refund", {"intents": "refund, payment"})], VECTORS[:1])
+    assert next(iter(store)).intents == ("refund", "payment")  # never one tag per character
+    if store.supports_filter:
+        assert [h.chunk.id for h in store.search(QUERY, 2, intents={"payment"})] == ["r"]
+
+
+@pytest.mark.parametrize("value", [date(2024, 1, 1), {1, 2}, np.float32(0.5)])
+def test_metadata_that_cannot_be_saved_is_refused_when_added(store, value):
+    if isinstance(store, InMemoryStore):
+        pytest.skip("InMemoryStore saves nothing")
+    with pytest.raises(ConfigError, match="'bad': metadata must be JSON-serialisable"):
+        store.add([Chunk("bad", "x", {"when": value})], VECTORS[:1])
+    assert len(store) == 0
 
 
 def test_filter_semantics(store):

@@ -78,6 +78,8 @@ def test_list_form_and_flat_keywords():
         ({"intents": {"payment": {"keywords": ["pay"], "k": 0}}}, "intent 'payment', field 'k'"),
         ({"intents": {}}, "no intents"),
         ({"intent": {}}, "unknown top-level key"),
+        ({"version": "v2", "intents": {"payment": {"keywords": ["pay"]}}}, "field 'version': expected an integer"),
+        ({"name": ["a"], "intents": {"payment": {"keywords": ["pay"]}}}, "field 'name': expected a non-empty string"),
     ],
 )
 def test_bad_taxonomy_names_intent_and_field(data, message):
@@ -138,3 +140,17 @@ def test_expand_matches_the_reference_on_random_hierarchies():
         for query in queries:
             assert tax.expand(query) == _expand_reference(tax, query), query
             assert tax.expand(iter(query)) == _expand_reference(tax, query)  # any iterable, twice (cached)
+
+
+def test_an_intent_given_twice_in_yaml_is_an_error_not_merged(tmp_path):
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("intents:\n  refund: {keywords: [refund], k: 4}\n  refund: {keywords: [money back]}\n", "utf-8")
+    with pytest.raises(TaxonomyError, match=r"twice\.yaml is not valid YAML \(line 3\): 'refund' is defined twice"):
+        load_taxonomy(twice)
+
+
+def test_an_intent_found_by_patterns_alone_round_trips(tmp_path):
+    tax = Taxonomy.from_dict({"intents": {"order_id": {"patterns": [r"#\d{6}"]}, "refund": {"keywords": ["refund"]}}})
+    assert Taxonomy.from_dict(tax.to_dict()).to_dict() == tax.to_dict()
+    tax.to_yaml(tmp_path / "t.yaml")
+    assert load_taxonomy(tmp_path / "t.yaml").names == ("order_id", "refund")

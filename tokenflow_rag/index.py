@@ -103,6 +103,8 @@ def save_index(retriever: IntentRetriever, directory: str | Path) -> Path:
             "taxonomy": retriever.taxonomy.name,
             "base_k": retriever.policy.base_k,
             "max_k": retriever.policy.max_k,
+            "min_confidence": retriever.policy.min_confidence,
+            "token_budget": retriever.token_budget,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return directory
@@ -152,7 +154,8 @@ def load_index(
     partition_by_intent: bool = False,
     **retriever_options: Any,
 ) -> IntentRetriever:
-    """Load an index saved by :func:`save_index`; results are identical to the saved retriever's.
+    """Load an index saved by :func:`save_index`; results are identical to the saved retriever's, given the
+    same classifier (the default one unless you pass yours): its policy and token budget are saved with it.
 
     ``partition_by_intent``: as in :func:`build_index` (a way to search, not saved with the index).
     """
@@ -177,9 +180,13 @@ def load_index(
         raise ConfigError(
             f"classifier taxonomy {list(classifier.taxonomy.names)} differs from the index's {list(taxonomy.names)}"
         )
-    options = {"policy": None, **retriever_options}
+    options = {"policy": None, "token_budget": manifest.get("token_budget"), **retriever_options}
     if options["policy"] is None:
         from tokenflow_rag.policy import KPolicy
 
-        options["policy"] = KPolicy(base_k=manifest.get("base_k", 5), max_k=manifest.get("max_k", 8))
+        options["policy"] = KPolicy(
+            base_k=manifest.get("base_k", 5),
+            max_k=manifest.get("max_k", 8),
+            min_confidence=manifest.get("min_confidence", 0.5),
+        )
     return IntentRetriever(store, embedder, classifier, **options)

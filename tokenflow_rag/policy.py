@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
+from typing import Any
 
 from tokenflow_rag.errors import ConfigError
 from tokenflow_rag.taxonomy import Taxonomy
 from tokenflow_rag.types import IntentPrediction
+
+
+def is_positive_int(value: object) -> bool:
+    """An integer >= 1 of any integer type (numpy's too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
 
 
 @dataclass(frozen=True)
@@ -27,19 +34,20 @@ class KPolicy:
     min_confidence: float = 0.5
 
     def __post_init__(self) -> None:
-        if not isinstance(self.base_k, int) or self.base_k < 1:
-            raise ConfigError(f"base_k must be a positive integer, got {self.base_k!r}")
-        if not isinstance(self.max_k, int) or self.max_k < 1:
-            raise ConfigError(f"max_k must be a positive integer, got {self.max_k!r}")
-        if not 0.0 <= self.min_confidence <= 1.0:
+        for name in ("base_k", "max_k"):
+            value = getattr(self, name)
+            if not is_positive_int(value):
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+            object.__setattr__(self, name, int(value))  # frozen: numpy integers stored as int
+        confidence: Any = self.min_confidence
+        if not isinstance(confidence, int | float) or isinstance(confidence, bool) or not 0.0 <= confidence <= 1.0:
             raise ConfigError(f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
 
     def decide(self, prediction: IntentPrediction, taxonomy: Taxonomy, explicit_k: int | None = None) -> KDecision:
         """k, its reason, and the intents to restrict the search to (empty = plain search)."""
-        if explicit_k is not None and (
-            not isinstance(explicit_k, int) or isinstance(explicit_k, bool) or explicit_k < 1
-        ):
+        if explicit_k is not None and not is_positive_int(explicit_k):
             raise ConfigError(f"k must be a positive integer, got {explicit_k!r}")
+        explicit_k = None if explicit_k is None else int(explicit_k)  # numpy integers reach FAISS as int
         if prediction.is_none:
             return self._fallback(explicit_k, "no intent predicted")
         if prediction.confidence < self.min_confidence:

@@ -15,7 +15,7 @@ import numpy as np
 from tokenflow_rag.classifiers.base import IntentClassifier
 from tokenflow_rag.embeddings.base import Embedder, get_embedder
 from tokenflow_rag.errors import ConfigError, InvalidQueryError
-from tokenflow_rag.policy import KDecision, KPolicy
+from tokenflow_rag.policy import KDecision, KPolicy, is_positive_int
 from tokenflow_rag.stores.base import VectorStore, matches_intents
 from tokenflow_rag.text import clean_query
 from tokenflow_rag.tokens import TokenCounter, get_token_counter
@@ -27,11 +27,9 @@ _MAX_OVERFETCH_ROUNDS = 4
 
 
 def _check_budget(token_budget: Any) -> int | None:
-    if token_budget is not None and (
-        not isinstance(token_budget, int) or isinstance(token_budget, bool) or token_budget < 1
-    ):
+    if token_budget is not None and not is_positive_int(token_budget):
         raise ConfigError(f"token_budget must be a positive integer or None, got {token_budget!r}")
-    return token_budget
+    return None if token_budget is None else int(token_budget)
 
 
 class IntentRetriever:
@@ -56,8 +54,8 @@ class IntentRetriever:
     ...           Chunk("s1", "Couriers deliver in 2 days", {"intents": ["shipping"]})]
     >>> store.add(chunks, emb.embed_documents([c.text for c in chunks]))
     >>> result = IntentRetriever(store, emb).retrieve("how long for my refund?")
-    >>> result.ids, result.accounting.intents
-    (['r1'], ('refund',))
+    >>> result.ids, result.accounting.intents, result.accounting.topped_up  # one refund chunk, then a filler
+    (['r1', 's1'], ('refund',), 1)
     """
 
     def __init__(
@@ -84,15 +82,21 @@ class IntentRetriever:
         if not isinstance(classifier, IntentClassifier):
             raise ConfigError(f"classifier must have .taxonomy and .predict(texts), got {type(classifier).__name__}")
         _check_budget(token_budget)
-        if overfetch < 1:
-            raise ConfigError(f"overfetch must be >= 1, got {overfetch!r}")
+        # The candidate pool grows by this factor per round: 1 would search the same k again and again.
+        if not is_positive_int(overfetch) or overfetch < 2:
+            raise ConfigError(f"overfetch must be an integer >= 2, got {overfetch!r}")
+        if not isinstance(token_counter, (str, TokenCounter)):
+            raise ConfigError(
+                f"token_counter must be a TokenCounter (with .name and .count(text)) or a name such as "
+                f"'cl100k_base', got {token_counter!r}; wrap a function with tokenflow_rag.tokens.CallableTokenCounter"
+            )
         self.store = store
         self.embedder = get_embedder(embedder)
         self.classifier = classifier
         self.policy = policy or KPolicy()
         self.token_counter = get_token_counter(token_counter) if isinstance(token_counter, str) else token_counter
-        self.token_budget = token_budget
-        self.overfetch = overfetch
+        self.token_budget = _check_budget(token_budget)
+        self.overfetch = int(overfetch)
         self.track_baseline = track_baseline
         self._token_cache: dict[str, int] = {}
 
@@ -152,12 +156,15 @@ class IntentRetriever:
 
     def retrieve_batch(self, queries: Sequence[str], *, k: int | None = None) -> list[RetrievalResult]:
         """Retrieve for several queries (classification is batched)."""
+        if isinstance(queries, str | bytes):
+            raise InvalidQueryError("retrieve_batch takes a list of queries, got one string; use retrieve(query)")
         texts = [clean_query(q) for q in queries]
         try:
             predictions = self.classifier.predict(texts)
         except Exception:
             predictions = [self.classify(t) for t in texts]
-        vectors = self.embedder.embed_documents(texts) if texts else np.zeros((0, 1), np.float32)
+        # embed_query, as retrieve does: query and document embeddings differ for many models (E5, BGE prefixes).
+        vectors = [self.embedder.embed_query(t) for t in texts]
         return [
             self._search(v, p, self.policy.decide(p, self.taxonomy, explicit_k=k), self.token_budget)
             for v, p in zip(vectors, predictions)

@@ -193,16 +193,20 @@ class Taxonomy:
         else:
             raise TaxonomyError("field 'intents' must be a mapping of intent name -> definition")
         intents = [_parse_intent(name, spec) for name, spec in pairs]
-        return cls(intents, name=str(data.get("name", "custom")), version=int(data.get("version", 1)))
+        name, version = data.get("name", "custom"), data.get("version", 1)
+        if not isinstance(name, str) or not name.strip():
+            raise TaxonomyError(f"field 'name': expected a non-empty string, got {name!r}")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise TaxonomyError(f"field 'version': expected an integer, got {version!r}")
+        return cls(intents, name=name, version=version)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form, the inverse of :meth:`from_dict`."""
         intents: dict[str, Any] = {}
         for i in self._intents.values():
-            spec: dict[str, Any] = {
-                "description": i.description,
-                "keywords": {k: list(v) for k, v in i.keywords.items()},
-            }
+            spec: dict[str, Any] = {"description": i.description}
+            if i.keywords:  # an intent found by its patterns alone has none, and "keywords: {}" would not load
+                spec["keywords"] = {k: list(v) for k, v in i.keywords.items()}
             if i.patterns:
                 spec["patterns"] = list(i.patterns)
             if i.examples:
@@ -226,9 +230,12 @@ class Taxonomy:
         except UnicodeDecodeError as exc:
             raise TaxonomyError(f"taxonomy file {path} is not UTF-8 text: {exc}") from None
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
         except yaml.YAMLError as exc:
-            raise TaxonomyError(f"taxonomy file {path} is not valid YAML: {exc}") from None
+            where = getattr(exc, "problem_mark", None)
+            line = f" (line {where.line + 1})" if where is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise TaxonomyError(f"taxonomy file {path} is not valid YAML{line}: {problem}") from None
         try:
             return cls.from_dict(data)
         except TaxonomyError as exc:
@@ -257,6 +264,28 @@ def _as_str_tuple(value: Any, *, intent: str, field_name: str, allow_empty: bool
             f"intent {intent!r}, field {field_name!r}: the list is empty; add at least one entry or drop the field"
         )
     return tuple(v.strip() for v in items)
+
+
+def _unique_key_loader() -> Any:
+    """A yaml SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last, silently)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is defined twice; each key may appear once", key_node.start_mark
+                )
+            seen.add(key)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return Loader
 
 
 def _parse_intent(name: Any, spec: Any) -> Intent:

@@ -25,8 +25,15 @@ class Chunk:
 
     @property
     def intents(self) -> tuple[str, ...]:
-        """The chunk's intent tags (empty when untagged)."""
-        return tuple(self.metadata.get(INTENTS_KEY) or ())
+        """The chunk's intent tags (empty when untagged); a string is a comma-separated list (``"payment,refund"``).
+
+        >>> Chunk("c", "text", {"intents": "payment, refund"}).intents
+        ('payment', 'refund')
+        """
+        tags = self.metadata.get(INTENTS_KEY) or ()
+        if isinstance(tags, str):  # as flat-metadata stores and hand-written JSON carry them: never per character
+            return tuple(t.strip() for t in tags.split(",") if t.strip())
+        return tuple(tags)
 
     def with_metadata(self, **updates: Any) -> Chunk:
         """A copy with metadata keys added or replaced."""

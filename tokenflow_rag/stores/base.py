@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -47,3 +48,14 @@ def check_vectors(chunks: Sequence[Chunk], vectors: np.ndarray, dim: int | None)
             "use the same embedder for indexing and querying"
         )
     return np.ascontiguousarray(vectors)
+
+
+def metadata_json(chunk: Chunk, store: str) -> str:
+    """The chunk's metadata as JSON, or a clear error naming the chunk (at ``add``, not at save time)."""
+    try:
+        return json.dumps(dict(chunk.metadata), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"chunk {chunk.id!r}: metadata must be JSON-serialisable for {store} ({exc}); "
+            "store dates, sets and numpy values as strings, lists or plain numbers"
+        ) from None

@@ -17,7 +17,7 @@ import numpy as np
 
 from tokenflow_rag._optional import require
 from tokenflow_rag.errors import ConfigError
-from tokenflow_rag.stores.base import check_vectors
+from tokenflow_rag.stores.base import check_vectors, metadata_json
 from tokenflow_rag.stores.tag_encoding import FLAG_PREFIX, FLAGS, chroma_where
 from tokenflow_rag.types import INTENTS_KEY, Chunk, ScoredChunk
 
@@ -132,10 +132,7 @@ def _to_chroma(chunk: Chunk) -> dict[str, Any]:
     }
     if INTENTS_KEY in chunk.metadata:
         out.update(FLAGS.encode(chunk.intents))
-    try:
-        out[METADATA_KEY] = json.dumps(dict(chunk.metadata), ensure_ascii=False)
-    except TypeError as exc:
-        raise ConfigError(f"chunk {chunk.id!r}: metadata must be JSON-serialisable for ChromaStore ({exc})") from None
+    out[METADATA_KEY] = metadata_json(chunk, "ChromaStore")
     return out
 
 

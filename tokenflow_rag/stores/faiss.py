@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterator, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 from tokenflow_rag._io import atomic_directory, check_replaceable_dir
 from tokenflow_rag._optional import require
 from tokenflow_rag.errors import ConfigError, IndexStoreError
-from tokenflow_rag.stores.base import check_vectors
+from tokenflow_rag.stores.base import check_vectors, metadata_json
 from tokenflow_rag.types import Chunk, ScoredChunk
 
 INDEX_FILE = "vectors.faiss"
@@ -28,6 +27,10 @@ CHUNKS_FILE = "chunks.jsonl"
 
 def _faiss() -> Any:
     return require("faiss", extra="faiss")
+
+
+_MAX_SELECTORS = 256
+"""Id selectors kept per store (one per distinct intent set searched)."""
 
 
 class FaissStore:
@@ -69,6 +72,7 @@ class FaissStore:
         self.search_threads = search_threads
         self.partition_by_intent = partition_by_intent
         self._partitions: dict[str, tuple[Any, np.ndarray]] = {}  # intent -> (index of its rows, row numbers)
+        self._selectors: dict[frozenset[str], tuple[Any, np.ndarray] | None] = {}  # intent set -> id selector
         self._index: Any = None
         self._chunks: list[Chunk] = []
         self._ids: set[str] = set()
@@ -80,6 +84,8 @@ class FaissStore:
         dupes = [c.id for c in chunks if c.id in self._ids]
         if dupes or len({c.id for c in chunks}) != len(chunks):
             raise ConfigError(f"duplicate chunk id(s) {dupes[:3] or 'within the batch'}; chunk ids must be unique")
+        for chunk in chunks:  # saved as JSON lines: refuse now what save_index could not write later
+            metadata_json(chunk, "FaissStore")
         if self._index is None:
             self._index = _faiss().IndexFlatIP(vectors.shape[1])
         start = len(self._chunks)
@@ -89,7 +95,7 @@ class FaissStore:
             self._ids.add(chunk.id)
             for tag in chunk.intents:
                 self._rows_by_intent.setdefault(tag, []).append(start + offset)
-        self._selector.cache_clear()
+        self._selectors.clear()
         self._partitions.clear()
 
     # -- search -------------------------------------------------------------------------------
@@ -165,14 +171,18 @@ class FaissStore:
             self._partitions[tag] = (index, rows)
         return self._partitions[tag]
 
-    @lru_cache(maxsize=256)  # noqa: B019 - per-store cache of selectors per intent set, cleared on add
     def _selector(self, intents: frozenset[str]) -> tuple[Any, np.ndarray] | None:
-        rows = sorted({r for tag in intents for r in self._rows_by_intent.get(tag, ())})
-        if not rows:
-            return None
-        ids = np.asarray(rows, dtype=np.int64)
-        # The id array is returned too: FAISS keeps a pointer into it, so it must outlive the selector.
-        return _faiss().IDSelectorBatch(len(ids), _faiss().swig_ptr(ids)), ids
+        """The id selector of an intent set, cached on the store (cleared on add; bounded)."""
+        if intents not in self._selectors:
+            if len(self._selectors) >= _MAX_SELECTORS:
+                self._selectors.clear()
+            rows = sorted({r for tag in intents for r in self._rows_by_intent.get(tag, ())})
+            ids = np.asarray(rows, dtype=np.int64)
+            # The id array is kept too: FAISS keeps a pointer into it, so it must outlive the selector.
+            self._selectors[intents] = (
+                (_faiss().IDSelectorBatch(len(ids), _faiss().swig_ptr(ids)), ids) if rows else None
+            )
+        return self._selectors[intents]
 
     def __len__(self) -> int:
         return len(self._chunks)

@@ -44,7 +44,13 @@ class InMemoryStore:
             raise ConfigError("InMemoryStore does not filter; check supports_filter before passing intents")
         if self._vectors is None or k <= 0:
             return []
-        sims = self._vectors @ np.asarray(vector, dtype=np.float32)
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if query.shape[0] != self._vectors.shape[1]:
+            raise ConfigError(
+                f"query vector has dimension {query.shape[0]} but the store holds {self._vectors.shape[1]}; "
+                "query with the embedder the store was built with"
+            )
+        sims = self._vectors @ query
         k = min(k, len(sims))
         top = np.argpartition(-sims, k - 1)[:k]
         top = top[np.lexsort((top, -sims[top]))]  # by score, ties by insertion order: deterministic

@@ -7,6 +7,7 @@ Intent tags live in an ``ARRAY<VARCHAR>`` field and the filter is pushed down as
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 
 from tokenflow_rag._optional import require
 from tokenflow_rag.errors import ConfigError
-from tokenflow_rag.stores.base import check_vectors
+from tokenflow_rag.stores.base import check_vectors, metadata_json
 from tokenflow_rag.stores.tag_encoding import milvus_expr
 from tokenflow_rag.types import INTENTS_KEY, Chunk, ScoredChunk
 
@@ -89,7 +90,7 @@ class MilvusStore:
                     "vector": vector.tolist(),
                     "text": chunk.text,
                     INTENTS_KEY: list(chunk.intents),
-                    "metadata": dict(chunk.metadata),
+                    "metadata": json.loads(metadata_json(chunk, "MilvusStore")),  # as saved: no silent str()
                 }
             )
         self._client.insert(self.collection, rows)
