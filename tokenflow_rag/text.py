@@ -22,11 +22,12 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 def clean_query(query: Any, *, max_chars: int = MAX_QUERY_CHARS) -> str:
     """Return a usable query string or raise :class:`InvalidQueryError`.
 
-    Control characters are dropped, the text is NFC-normalised and stripped, and text past
-    ``max_chars`` is cut off with a logged warning. Emoji and any script are kept.
+    Control characters become spaces, the text is NFC-normalised and stripped, and text past
+    ``max_chars`` is cut off with a logged warning. Emoji and any script are kept; invalid Unicode (an
+    unpaired surrogate) is an error.
 
     >>> clean_query("  退款\\x00多久?  ")
-    '退款多久?'
+    '退款 多久?'
     """
     if isinstance(query, bytes):
         raise InvalidQueryError("query must be a str, got bytes; decode it first, e.g. query.decode('utf-8')")

@@ -93,7 +93,7 @@ class HybridClassifier:
     >>> clf = load_default_hybrid()  # doctest: +SKIP
     >>> p = clf.predict(["退款多久到账? I also never got the SMS"])[0]  # doctest: +SKIP
     >>> sorted(p.intents), sorted(p.components)  # doctest: +SKIP
-    (['notification', 'refund'], ['neural', 'rules'])
+    (['notification', 'refund'], ['neural', 'ngrams', 'rules'])
     """
 
     def __init__(

@@ -19,7 +19,7 @@ class HashingEmbedder:
     Similar texts share features, so it retrieves by lexical overlap; it knows no synonyms.
 
     >>> emb = HashingEmbedder(dim=64)
-    >>> float(emb.embed_query("refund policy") @ emb.embed_query("refund policy"))
+    >>> round(float(emb.embed_query("refund policy") @ emb.embed_query("refund policy")), 6)
     1.0
     """
 
