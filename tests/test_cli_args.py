@@ -94,6 +94,8 @@ def test_eval_retrieve_out_and_plot_checked_before_the_run(capsys, tmp_path, mon
     assert_usage_error(code, err, "--out", "is a directory")
     code, _, err = run(capsys, *base, "--plot", tmp_path)
     assert_usage_error(code, err, "--plot", "is a directory")
+    code, _, err = run(capsys, *base, "--plot", tmp_path / "plot.txt")  # matplotlib would fail after the run
+    assert_usage_error(code, err, "--plot", "must end in .png")
     code, _, err = run(capsys, *base, "--operating-k", "0")
     assert_usage_error(code, err, "--operating-k must be a positive integer, got 0")
     code, _, err = run(capsys, *base, "--operating-k", "99")
@@ -355,3 +357,12 @@ def test_a_warning_reads_as_one_line_naming_the_command(tmp_path):
     done = subprocess.run([sys.executable, "-m", "tokenflow_rag", *argv], capture_output=True, text=True)  # as run
     assert done.returncode == 0, done.stderr
     assert done.stderr.startswith("tokenflow index: warning: skipped") and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_an_unknown_embedder_fails_before_the_run(capsys, labeled, monkeypatch):
+    monkeypatch.setattr("tokenflow_rag.evaluation.bench.run_bench", never)
+    monkeypatch.setattr("tokenflow_rag.evaluation.classification.run_classify", never)
+    code, _, err = run(capsys, "bench", "--sizes", "20", "--embedder", "nosuch")
+    assert_usage_error(code, err, "unknown embedder 'nosuch'; choose one of")
+    code, _, err = run(capsys, "eval", "classify", "--format", "jsonl", "--test", labeled, "--embedder", "nosuch")
+    assert_usage_error(code, err, "unknown embedder 'nosuch'")

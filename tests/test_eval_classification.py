@@ -463,3 +463,17 @@ def test_cli_calibrate_folds_is_checked_before_anything_loads(capsys: pytest.Cap
     assert "--calibrate-folds must be >= 2" in capsys.readouterr().err
     assert main([*args, "--train", str(FIX / "labeled.jsonl"), "--calibrate-folds", "5"]) == 2
     assert "recalibrates a trained model" in capsys.readouterr().err
+
+
+def test_holdout_never_puts_one_text_in_training_and_in_the_test_set(tmp_path: Path) -> None:
+    import tempfile
+
+    from tokenflow_rag.evaluation.classification import _load_splits
+
+    rows = [{"text": f"question {i % 40}", "intents": ["refund"] if i % 2 else []} for i in range(200)]
+    data = tmp_path / "dupes.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    config = ClassifyConfig(fmt="jsonl", train=(str(data),), holdout=0.3)
+    with tempfile.TemporaryDirectory() as tmp:
+        train, test = _load_splits(config, Path(tmp))
+    assert train and test and not {r.text for r in train} & {r.text for r in test}

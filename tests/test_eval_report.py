@@ -193,6 +193,15 @@ def test_quick_runs_are_flagged(results: Path, tmp_path: Path) -> None:
     assert "`--quick` smoke run" in (tmp_path / "B.md").read_text(encoding="utf-8")
 
 
+def test_a_result_without_a_section_is_named_not_dropped_silently(
+    results: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (results / "my_run.json").write_text(json.dumps({"dataset": "mine", "modes": {}}), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="tokenflow_rag.evaluation.report"):
+        render_report(results, tmp_path / "B.md")
+    assert "not in the report: my_run.json" in caplog.text
+
+
 def test_bad_result_files_are_named(results: Path, tmp_path: Path) -> None:
     (results / "mixatis.json").write_text('{"dataset": ', encoding="utf-8")
     with pytest.raises(DataFormatError, match="mixatis.json"):

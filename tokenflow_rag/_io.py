@@ -31,6 +31,22 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling path for a writer that wants a file name (matplotlib); on success it
+    replaces ``path`` in one rename, on failure it is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def check_replaceable_dir(target: Path, marker: str, kind: str) -> Path:
     """Refuse an output directory that saving would wipe: a file, a directory of other things, or ``.``/``..``.
 

@@ -85,6 +85,7 @@ def parse_sizes(text: str) -> list[int]:
 
 def run_bench_command(args: argparse.Namespace) -> int:
     """The handler of ``tokenflow bench``."""
+    from tokenflow_rag.embeddings.base import check_embedder_name
     from tokenflow_rag.evaluation.bench import format_bench, run_bench
 
     if args.faiss_threads < 0:
@@ -92,6 +93,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
     check_options(args, queries=POSITIVE_INT)
     sizes = parse_sizes(args.sizes)
     check_out_file(args.out, "--out")  # before the run: a bad path must not lose its result
+    if not args.no_real:
+        check_embedder_name(args.embedder)  # the real-embedder row runs last: a typo must not cost the run
     report = run_bench(
         sizes,
         queries=args.queries,

@@ -187,6 +187,10 @@ def _classify(args: argparse.Namespace) -> int:
     if not args.test and args.holdout is None and not args.cv:
         raise ConfigError("no test set: pass --test FILE(s), or --holdout FRACTION or --cv K with --train")
     check_out_file(args.out, "--out")  # before the run: a bad path must not lose its result
+    if args.embedder is not None:
+        from tokenflow_rag.embeddings.base import check_embedder_name
+
+        check_embedder_name(args.embedder)  # the embedding baseline is fitted after training: fail now
     config = ClassifyConfig(
         fmt=args.fmt,
         test=tuple(args.test),

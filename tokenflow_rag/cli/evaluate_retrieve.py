@@ -144,6 +144,8 @@ def run_retrieve(args: argparse.Namespace) -> int:
     # Outputs are written after the whole run: a bad path must fail now, not lose the result.
     check_out_file(args.out, "--out")
     check_out_file(args.plot, "--plot", example="retrieval.png")
+    if args.plot and Path(args.plot).suffix.lower() != ".png":
+        raise ConfigError(f"--plot {args.plot} must end in .png (the plot is a PNG image)")
     if not args.no_cache:
         check_out_folder(args.cache_dir, "--cache-dir")
     dataset, calibration = load_benchmark(args)
@@ -161,16 +163,20 @@ def run_retrieve(args: argparse.Namespace) -> int:
     )
     report["format"] = args.fmt
     report["subset"] = args.subset
+    report["limit"] = args.limit  # a --limit run must not read like a full one
+    report["dev_fraction"] = args.dev_fraction
     if args.plot:
-        from tokenflow_rag.evaluation.plots import plot_retrieval
-
-        report["plot"] = str(plot_retrieval(report, args.plot))
-    if args.out:
+        report["plot"] = args.plot
+    if args.out:  # the result first: a plot that cannot be drawn must not lose it
         import json
 
         from tokenflow_rag._io import atomic_write_text
 
         atomic_write_text(Path(args.out), json.dumps(report, ensure_ascii=False, indent=1))
+    if args.plot:
+        from tokenflow_rag.evaluation.plots import plot_retrieval
+
+        plot_retrieval(report, args.plot)
     emit(report, as_json=args.json, text=format_retrieve)
     return 0
 

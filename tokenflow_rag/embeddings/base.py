@@ -45,17 +45,23 @@ def get_embedder(name: str | Embedder | None = None) -> Embedder:
         if isinstance(name, Embedder):
             return name
         raise ConfigError(f"embedder must be a name or an Embedder, got {type(name).__name__}")
-    import tokenflow_rag.embeddings  # noqa: F401  (registers the built-ins)
-
-    key = name or DEFAULT_EMBEDDER
-    if key.startswith("hashing-") and key[8:].isdigit():  # the hashing embedder's name records its size
+    key = check_embedder_name(name)
+    if key.startswith("hashing-"):  # the hashing embedder's name records its size
         from tokenflow_rag.embeddings.hashing import HashingEmbedder
 
         return HashingEmbedder(dim=int(key[8:]))
-    try:
-        return EMBEDDERS[key]()
-    except KeyError:
-        raise ConfigError(f"unknown embedder {key!r}; choose one of: {', '.join(sorted(EMBEDDERS))}") from None
+    return EMBEDDERS[key]()
+
+
+def check_embedder_name(name: str | None) -> str:
+    """The registered name ``name`` stands for (``None``: the default), or a ConfigError listing the names;
+    cheap, so a command can check it before a long run instead of failing at its end."""
+    import tokenflow_rag.embeddings  # noqa: F401  (registers the built-ins)
+
+    key = name or DEFAULT_EMBEDDER
+    if key in EMBEDDERS or (key.startswith("hashing-") and key[8:].isdigit()):
+        return key
+    raise ConfigError(f"unknown embedder {key!r}; choose one of: {', '.join(sorted(EMBEDDERS))}")
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:

@@ -219,6 +219,7 @@ def run_bench(
         "classifier": type(classifier).__name__
         + (" (int8 network)" if getattr(getattr(classifier, "neural", None), "quantized", False) else ""),
         "queries_per_size": queries,
+        "seed": seed,
         "dim": dim,
         "sizes": rows,
         "growth": _growth(rows),

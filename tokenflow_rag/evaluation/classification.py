@@ -387,8 +387,9 @@ def _load_splits(config: ClassifyConfig, tmp: Path) -> tuple[list[LabeledText], 
         train_files, test_files = _split_dialogues(config.train, config.holdout, config.seed, tmp)
         return _load(config, train_files, "train"), _load(config, test_files, "test")
     rows = _load(config, config.train, "train")
-    test_idx = {i for i in range(len(rows)) if _bucket(f"{i}:{rows[i].text}", config.seed) < config.holdout}
-    return [r for i, r in enumerate(rows) if i not in test_idx], [r for i, r in enumerate(rows) if i in test_idx]
+    # By text, not by row: a text that occurs twice lands on one side, never in training and in the test set.
+    in_test = [_bucket(row.text, config.seed) < config.holdout for row in rows]
+    return [r for r, t in zip(rows, in_test) if not t], [r for r, t in zip(rows, in_test) if t]
 
 
 def _bucket(key: str, seed: int) -> float:

@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tokenflow_rag._io import atomic_file
 from tokenflow_rag._optional import require
+from tokenflow_rag.errors import ConfigError
 
 __all__ = ["plot_retrieval"]
 
@@ -61,8 +63,12 @@ def plot_retrieval(report: Mapping[str, Any], path: str | Path, *, title: str | 
     )
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: curves fill the corners
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"plot path {out} must end in .png")
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_file(out) as tmp:  # an interrupted run leaves no truncated PNG
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
     return out

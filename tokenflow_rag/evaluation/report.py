@@ -40,8 +40,16 @@ def render_report(results_dir: Path, out: Path) -> list[Path]:
     """
     results_dir = Path(results_dir)
     suite = _read(results_dir / SUITE_FILE) if (results_dir / SUITE_FILE).is_file() else {}
-    results = [_read(path) for path in sorted(results_dir.glob("*.json")) if path.name != SUITE_FILE]
-    results = [r for r in results if isinstance(r, dict) and "benchmark" in r]
+    paths = [path for path in sorted(results_dir.glob("*.json")) if path.name != SUITE_FILE]
+    read = [(path, _read(path)) for path in paths]
+    results = [r for _, r in read if isinstance(r, dict) and "benchmark" in r]
+    strays = [path.name for path, r in read if not (isinstance(r, dict) and "benchmark" in r)]
+    if strays:  # e.g. the --out of a single `eval classify` run: it has no section to go in
+        logger.warning(
+            "not in the report: %s (no 'benchmark' field: results of `tokenflow eval all` have one; rerun a "
+            "benchmark with `tokenflow eval all --only NAME` to replace its section)",
+            ", ".join(strays),
+        )
     if not results and not suite:
         raise ConfigError(f"{results_dir} holds no benchmark results; run `tokenflow eval all` first")
     order = [e["name"] for e in suite.get("benchmarks", [])]
