@@ -220,3 +220,21 @@ def test_numpy_integers_are_integers(faiss_retriever):
         KPolicy(base_k=True)
     with pytest.raises(ConfigError, match="min_confidence"):
         KPolicy(min_confidence="0.5")
+
+
+def test_savings_summary_says_when_more_was_sent_than_the_baseline():
+    from tokenflow_rag import Accounting, SavingsTracker
+
+    tracker = SavingsTracker()
+    tracker.record(Accounting(("refund",), {}, 0.9, 6, "budgets", False, "pushdown", tokens=130, baseline_tokens=100))
+    assert "30 more sent" in tracker.summary() and "saved -" not in tracker.summary()
+    tracker.record(Accounting(("refund",), {}, 0.9, 3, "budgets", False, "pushdown", tokens=40, baseline_tokens=100))
+    assert "saved 30 (15.0%)" in tracker.summary()
+
+
+@pytest.mark.parametrize("dim", [0, -1, 2.5])
+def test_hashing_embedder_needs_a_positive_dimension(dim):
+    from tokenflow_rag import HashingEmbedder
+
+    with pytest.raises(ConfigError, match="dim must be a positive integer"):
+        HashingEmbedder(dim=dim)

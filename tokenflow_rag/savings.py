@@ -82,9 +82,11 @@ class SavingsTracker:
         if not self.queries:
             return "tokenflow: no queries recorded yet"
         top = ", ".join(f"{name} {n}" for name, n in self.intents.most_common(5))
+        saved = self.tokens_saved
+        outcome = f"saved {saved} ({self.saved_ratio:.1%})" if saved >= 0 else f"{-saved} more sent"
         lines = [
             f"tokenflow: {self.queries} queries, {self.tokens} prompt tokens sent",
-            f"  fixed-k baseline: {self.baseline_tokens} tokens; saved {self.tokens_saved} ({self.saved_ratio:.1%})",
+            f"  fixed-k baseline: {self.baseline_tokens} tokens; {outcome}",
             f"  intents: {top}; plain top-k fallbacks: {self.fallbacks}",
         ]
         if self.measured < self.queries:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tokenflow_rag.embeddings.base import normalize_rows, register_embedder
+from tokenflow_rag.errors import ConfigError
 
 _TOKEN = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]")
 
@@ -24,6 +25,8 @@ class HashingEmbedder:
     """
 
     def __init__(self, dim: int = 512) -> None:
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+            raise ConfigError(f"HashingEmbedder dim must be a positive integer, got {dim!r}")
         self.dim = dim
         self.name = f"hashing-{dim}"
 
