@@ -78,11 +78,9 @@ def atomic_directory(target: Path) -> Iterator[Path]:
 
     A previous ``target`` is moved aside first and deleted only once the new one is in place,
     so an interrupted or failed save leaves either the old directory or the new one, never a mix,
-    and no temporary behind.
+    and no temporary behind. Callers vet ``target`` first with :func:`check_replaceable_dir`.
     """
     target = Path(target)
-    if target.name in ("", ".", ".."):
-        raise ConfigError(f"{target} names no new directory to write; give a directory name")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     backup = None

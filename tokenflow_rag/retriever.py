@@ -81,7 +81,7 @@ class IntentRetriever:
             classifier = RuleClassifier()
         if not isinstance(classifier, IntentClassifier):
             raise ConfigError(f"classifier must have .taxonomy and .predict(texts), got {type(classifier).__name__}")
-        _check_budget(token_budget)
+        token_budget = _check_budget(token_budget)
         # The candidate pool grows by this factor per round: 1 would search the same k again and again.
         if not is_positive_int(overfetch) or overfetch < 2:
             raise ConfigError(f"overfetch must be an integer >= 2, got {overfetch!r}")
@@ -95,7 +95,7 @@ class IntentRetriever:
         self.classifier = classifier
         self.policy = policy or KPolicy()
         self.token_counter = get_token_counter(token_counter) if isinstance(token_counter, str) else token_counter
-        self.token_budget = _check_budget(token_budget)
+        self.token_budget = token_budget
         self.overfetch = int(overfetch)
         self.track_baseline = track_baseline
         self._token_cache: dict[str, int] = {}

@@ -52,13 +52,10 @@ def tag_chunks(
     out: list[Chunk | None] = [None] * len(chunks)
     todo: list[int] = []
     for i, chunk in enumerate(chunks):
-        user_tags = chunk.metadata.get(INTENTS_KEY)
-        if user_tags is None:
+        if chunk.metadata.get(INTENTS_KEY) is None:
             todo.append(i)
             continue
-        if isinstance(user_tags, str):
-            user_tags = [t.strip() for t in user_tags.split(",") if t.strip()]
-        tags = taxonomy.check_names(user_tags, where=f"chunk {chunk.id!r}, metadata {INTENTS_KEY!r}")
+        tags = taxonomy.check_names(chunk.intents, where=f"chunk {chunk.id!r}, metadata {INTENTS_KEY!r}")
         out[i] = chunk.with_metadata(**{INTENTS_KEY: list(tags), TAGGED_BY_KEY: "user"})
 
     source = type(classifier).__name__

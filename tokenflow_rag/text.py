@@ -16,7 +16,7 @@ MAX_QUERY_CHARS = 4096
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # In a Python str a surrogate is always unpaired: half of a cut-off emoji, or undecodable bytes (surrogateescape).
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
+UNPAIRED_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def clean_query(query: Any, *, max_chars: int = MAX_QUERY_CHARS) -> str:
@@ -33,7 +33,7 @@ def clean_query(query: Any, *, max_chars: int = MAX_QUERY_CHARS) -> str:
         raise InvalidQueryError("query must be a str, got bytes; decode it first, e.g. query.decode('utf-8')")
     if not isinstance(query, str):
         raise InvalidQueryError(f"query must be a str, got {type(query).__name__}")
-    bad = _SURROGATE.search(query)
+    bad = UNPAIRED_SURROGATE.search(query)
     if bad:
         raise InvalidQueryError(
             f"query holds invalid Unicode at character {bad.start()} (an unpaired surrogate: half of a cut-off "

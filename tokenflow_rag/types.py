@@ -11,6 +11,12 @@ INTENTS_KEY = "intents"
 """Metadata key under which a chunk's intent tags are stored (a list of intent names)."""
 
 
+def split_tags(text: str) -> tuple[str, ...]:
+    """``"payment, refund"`` -> ``("payment", "refund")``: tags as flat-metadata stores and hand-written JSON
+    carry them in one string (never one tag per character)."""
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
 @dataclass(frozen=True)
 class Chunk:
     """A piece of a document, the unit that is embedded, tagged and returned.
@@ -31,9 +37,7 @@ class Chunk:
         ('payment', 'refund')
         """
         tags = self.metadata.get(INTENTS_KEY) or ()
-        if isinstance(tags, str):  # as flat-metadata stores and hand-written JSON carry them: never per character
-            return tuple(t.strip() for t in tags.split(",") if t.strip())
-        return tuple(tags)
+        return split_tags(tags) if isinstance(tags, str) else tuple(tags)
 
     def with_metadata(self, **updates: Any) -> Chunk:
         """A copy with metadata keys added or replaced."""

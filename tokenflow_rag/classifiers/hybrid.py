@@ -209,7 +209,7 @@ class HybridClassifier:
     def _inference_failed(self, reason: str) -> None:
         """Serve these texts by the rules; a model that keeps failing is switched off, a one-off blip is not."""
         self._failures_in_a_row += 1
-        if self._failures_in_a_row == 1 and not self._warned_inference:
+        if not self._warned_inference:
             self._warned_inference = True
             warnings.warn(f"{reason}; classifying these texts with keyword rules only", stacklevel=4)
         if self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW and self.neural is not None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -48,11 +47,10 @@ from tokenflow_rag.classifiers.calibration import Calibration
 from tokenflow_rag.classifiers.lora import LoraSettings, build_lora_config
 from tokenflow_rag.errors import ConfigError, ModelLoadError
 from tokenflow_rag.taxonomy import Taxonomy, load_taxonomy
+from tokenflow_rag.text import UNPAIRED_SURROGATE
 from tokenflow_rag.types import IntentPrediction
 
 logger = logging.getLogger(__name__)
-
-_UNPAIRED = re.compile(r"[\ud800-\udfff]")
 
 MODEL_FILE = "tokenflow_model.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -230,7 +228,10 @@ class NeuralClassifier:
             raise ConfigError("the neural classifier has no model yet; load one with from_pretrained() or train it")
         torch = require("torch")
         # Unpaired surrogates (a cut-off emoji) make the tokenizer raise: one bad text must not fail a batch.
-        texts = [_UNPAIRED.sub("\ufffd", t[: self._max_length * _CHARS_PER_TOKEN]) if t.strip() else " " for t in texts]
+        texts = [
+            UNPAIRED_SURROGATE.sub("\ufffd", t[: self._max_length * _CHARS_PER_TOKEN]) if t.strip() else " "
+            for t in texts
+        ]
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         if not texts:
             return out

@@ -144,8 +144,13 @@ def run_retrieve(args: argparse.Namespace) -> int:
     # Outputs are written after the whole run: a bad path must fail now, not lose the result.
     check_out_file(args.out, "--out")
     check_out_file(args.plot, "--plot", example="retrieval.png")
-    if args.plot and Path(args.plot).suffix.lower() != ".png":
-        raise ConfigError(f"--plot {args.plot} must end in .png (the plot is a PNG image)")
+    if args.plot:
+        from tokenflow_rag.evaluation.plots import check_plot_path
+
+        try:
+            check_plot_path(args.plot)
+        except ConfigError as exc:
+            raise ConfigError(f"--plot {exc}") from None
     if not args.no_cache:
         check_out_folder(args.cache_dir, "--cache-dir")
     dataset, calibration = load_benchmark(args)

@@ -22,6 +22,14 @@ _STYLE: Mapping[str, dict[str, Any]] = {
 }
 
 
+def check_plot_path(path: str | Path) -> Path:
+    """The plot's path, or a ConfigError when it is not a .png (cheap: callers check it before a long run)."""
+    out = Path(path)
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"{out} must end in .png (the plot is a PNG image)")
+    return out
+
+
 def plot_retrieval(report: Mapping[str, Any], path: str | Path, *, title: str | None = None) -> Path:
     """Tokens sent (x) against gold recall (y), one line per method family; writes a PNG.
 
@@ -62,9 +70,7 @@ def plot_retrieval(report: Mapping[str, Any], path: str | Path, *, title: str | 
         title or f"{report['dataset']} - {report['embedder']}, history {report['history_turns']} turns", fontsize=10
     )
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: curves fill the corners
-    out = Path(path)
-    if out.suffix.lower() != ".png":
-        raise ConfigError(f"plot path {out} must end in .png")
+    out = check_plot_path(path)
     fig.tight_layout()
     try:
         with atomic_file(out) as tmp:  # an interrupted run leaves no truncated PNG

@@ -155,7 +155,7 @@ class IndexStore(FrameworkStore):
             filters=combined_filters(self.user_filters, ours),
             callback_manager=self.index._callback_manager,
             object_map=self.index._object_map,
-            **{"node_ids": list(self.index.index_struct.nodes_dict.values()), **self.settings},  # as_retriever's
+            **self._settings_for_query(),
         )
         embedding = None if vector is None else vector.tolist()
         return _candidates(
@@ -165,6 +165,13 @@ class IndexStore(FrameworkStore):
     @property
     def name(self) -> str:
         return type(self.index.vector_store).__name__
+
+    def _settings_for_query(self) -> dict[str, Any]:
+        """The retriever settings of one search; without node ids of the user's, every node (as_retriever's
+        default, read per query so nodes inserted later count)."""
+        if "node_ids" in self.settings:
+            return self.settings
+        return {"node_ids": list(self.index.index_struct.nodes_dict.values()), **self.settings}
 
     def _count(self) -> int | None:
         count = by_class_name(COUNTS, self.index.vector_store)

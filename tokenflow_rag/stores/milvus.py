@@ -7,7 +7,6 @@ Intent tags live in an ``ARRAY<VARCHAR>`` field and the filter is pushed down as
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -84,13 +83,14 @@ class MilvusStore:
                 raise ConfigError(
                     f"chunk {chunk.id!r} has {len(chunk.intents)} intent tags; at most {MAX_TAGS} are stored"
                 )
+            metadata_json(chunk, "MilvusStore")  # refused here, not silently str()-ed by the client
             rows.append(
                 {
                     "id": chunk.id,
                     "vector": vector.tolist(),
                     "text": chunk.text,
                     INTENTS_KEY: list(chunk.intents),
-                    "metadata": json.loads(metadata_json(chunk, "MilvusStore")),  # as saved: no silent str()
+                    "metadata": dict(chunk.metadata),
                 }
             )
         self._client.insert(self.collection, rows)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tokenflow_rag.tagging import TAGGED_BY_KEY
-from tokenflow_rag.types import INTENTS_KEY
+from tokenflow_rag.types import INTENTS_KEY, split_tags
 
 _T = TypeVar("_T")
 
@@ -62,7 +62,7 @@ class TagEncoding:
                     return tuple(str(t) for t in json.loads(value))
                 except ValueError:
                     pass
-            return tuple(t.strip() for t in value.split(",") if t.strip())
+            return split_tags(value)
         if isinstance(value, (list, tuple)):
             return tuple(str(t) for t in value)
         flags = tuple(k[len(FLAG_PREFIX) :] for k, v in metadata.items() if k.startswith(FLAG_PREFIX) and v == FLAG)
