@@ -272,7 +272,10 @@ def test_recalibrate_keeps_the_previous_calibration_of_intents_too_rare_in_dev(m
         np.array([[int("refund" in ex.intents)] for ex in dev]),
         ["refund"],
     )
-    assert hybrid.calibration.intents["refund"] == fitted.intents["refund"]
+    refit, expected = hybrid.calibration.intents["refund"], fitted.intents["refund"]
+    # The same text scored in a batch of another size may differ in the last bits (padding, BLAS blocking).
+    assert (refit.a, refit.b) == pytest.approx((expected.a, expected.b), rel=1e-6)
+    assert refit.threshold == expected.threshold
     # New fusion weights make the old numbers meaningless: rare intents are then left uncalibrated.
     report = hybrid.recalibrate(dev, rule_weight=0.5)
     assert report["kept_previous"] == [] and set(report["uncalibrated"]) == set(hybrid.taxonomy.names) - {"refund"}
