@@ -73,14 +73,16 @@ def main() -> None:
         "model": lambda s: (s["network"] + s["ngrams"]) / 2,
     }
     cals = {name: Calibration.fit_matrix(get(dev), gold, labels) for name, get in parts.items()}
-    prob = {k: {name: _calibrated(cals[name], get(s), labels) for name, get in parts.items()} for k, s in scores.items()}
+    prob = {
+        k: {name: _calibrated(cals[name], get(s), labels) for name, get in parts.items()} for k, s in scores.items()
+    }
     prior = _logit(np.clip(gold.mean(axis=0), _EPS, 1 - _EPS))  # dev base rate per intent
 
     fusions: dict[str, Callable[[str], np.ndarray]] = {}
     for w in RULE_WEIGHT_GRID:
-        fusions[f"weighted mean of raw scores, w={w}"] = lambda k, w=w: w * scores[k]["rules"] + (1 - w) * (
-            scores[k]["network"] + scores[k]["ngrams"]
-        ) / 2
+        fusions[f"weighted mean of raw scores, w={w}"] = lambda k, w=w: (
+            w * scores[k]["rules"] + (1 - w) * (scores[k]["network"] + scores[k]["ngrams"]) / 2
+        )
     for w in RULE_WEIGHT_GRID:
         fusions[f"log-odds pool, w={w}"] = lambda k, w=w: _sigmoid(
             w * _logit(prob[k]["rules"]) + (1 - w) * (_logit(prob[k]["network"]) + _logit(prob[k]["ngrams"])) / 2
