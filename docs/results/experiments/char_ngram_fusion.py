@@ -58,6 +58,20 @@ def component_scores(
     return scores
 
 
+def shipped_model_scores() -> tuple[HybridClassifier, list[str], dict[str, dict[str, Any]]]:
+    """The shipped hybrid (float32, as measured), its label order and :func:`component_scores` with its own
+    n-gram part."""
+    hybrid = HybridClassifier.from_pretrained(default_model_dir(), strict=True, quantize=False)
+    assert hybrid.ngrams is not None, "the shipped model has an n-gram part"
+    return hybrid, list(hybrid.neural.labels), component_scores(hybrid, hybrid.ngrams.raw_scores)
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    """Log-odds, clipped away from 0 and 1 as the library's calibration does."""
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
 def main() -> None:
     hybrid = HybridClassifier.from_pretrained(default_model_dir(), strict=True, quantize=False)  # as measured: float32
     labels = list(hybrid.neural.labels)

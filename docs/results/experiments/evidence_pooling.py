@@ -30,18 +30,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from char_ngram_fusion import component_scores  # its sibling script: run from any folder, Python adds this one
+from char_ngram_fusion import (  # its sibling script: run from any folder, Python adds this one
+    logit,
+    shipped_model_scores,
+)
 
 from tokenflow_rag.classifiers.calibration import Calibration
-from tokenflow_rag.classifiers.hybrid import RULE_WEIGHT_GRID, HybridClassifier, _metrics, _thresholded
-from tokenflow_rag.classifiers.neural import default_model_dir
-
-_EPS = 1e-6
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, _EPS, 1 - _EPS)
-    return np.log(p / (1 - p))
+from tokenflow_rag.classifiers.hybrid import RULE_WEIGHT_GRID, _metrics, _thresholded
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -53,15 +48,12 @@ def _calibrated(cal: Calibration, raw: np.ndarray, labels: list[str]) -> np.ndar
     out = np.empty_like(raw)
     for j, name in enumerate(labels):
         c = cal.intents[name]
-        out[:, j] = _sigmoid(c.a * _logit(raw[:, j]) + c.b)
+        out[:, j] = _sigmoid(c.a * logit(raw[:, j]) + c.b)
     return out
 
 
 def main() -> None:
-    hybrid = HybridClassifier.from_pretrained(default_model_dir(), strict=True, quantize=False)  # as measured: float32
-    assert hybrid.ngrams is not None, "the shipped model has an n-gram part"
-    labels = list(hybrid.neural.labels)
-    scores = component_scores(hybrid, hybrid.ngrams.raw_scores)
+    _, labels, scores = shipped_model_scores()
     sets = list(scores)
     dev, gold = scores["dev"], scores["dev"]["gold"]
 
@@ -76,7 +68,7 @@ def main() -> None:
     prob = {
         k: {name: _calibrated(cals[name], get(s), labels) for name, get in parts.items()} for k, s in scores.items()
     }
-    prior = _logit(np.clip(gold.mean(axis=0), _EPS, 1 - _EPS))  # dev base rate per intent
+    prior = logit(gold.mean(axis=0))  # dev base rate per intent
 
     fusions: dict[str, Callable[[str], np.ndarray]] = {}
     for w in RULE_WEIGHT_GRID:
@@ -85,10 +77,10 @@ def main() -> None:
         )
     for w in RULE_WEIGHT_GRID:
         fusions[f"log-odds pool, w={w}"] = lambda k, w=w: _sigmoid(
-            w * _logit(prob[k]["rules"]) + (1 - w) * (_logit(prob[k]["network"]) + _logit(prob[k]["ngrams"])) / 2
+            w * logit(prob[k]["rules"]) + (1 - w) * (logit(prob[k]["network"]) + logit(prob[k]["ngrams"])) / 2
         )
     fusions["naive Bayes"] = lambda k: _sigmoid(
-        _logit(prob[k]["rules"]) + _logit(prob[k]["network"]) + _logit(prob[k]["ngrams"]) - 2 * prior
+        logit(prob[k]["rules"]) + logit(prob[k]["network"]) + logit(prob[k]["ngrams"]) - 2 * prior
     )
     fusions["noisy-OR"] = lambda k: 1 - (1 - prob[k]["rules"]) * (1 - prob[k]["model"])
 

@@ -14,31 +14,25 @@ scored: this decides nothing yet.
 from __future__ import annotations
 
 import numpy as np
-from char_ngram_fusion import component_scores  # its sibling script: run from any folder, Python adds this one
+from char_ngram_fusion import (  # its sibling script: run from any folder, Python adds this one
+    logit,
+    shipped_model_scores,
+)
 from sklearn.linear_model import LogisticRegression
 
 from tokenflow_rag.classifiers.calibration import Calibration, best_threshold
-from tokenflow_rag.classifiers.hybrid import HybridClassifier, _metrics, _thresholded
-from tokenflow_rag.classifiers.neural import default_model_dir
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
+from tokenflow_rag.classifiers.hybrid import _metrics, _thresholded
 
 
 def _features(s: dict[str, np.ndarray], j: int, interactions: bool) -> np.ndarray:
-    cols = [s["rules"][:, j], _logit(s["network"][:, j]), _logit(s["ngrams"][:, j])]
+    cols = [s["rules"][:, j], logit(s["network"][:, j]), logit(s["ngrams"][:, j])]
     if interactions:
-        cols.append(s["rules"][:, j] * _logit(s["network"][:, j]))
+        cols.append(s["rules"][:, j] * logit(s["network"][:, j]))
     return np.stack(cols, axis=1)
 
 
 def main() -> None:
-    hybrid = HybridClassifier.from_pretrained(default_model_dir(), strict=True, quantize=False)  # as measured: float32
-    assert hybrid.ngrams is not None, "the shipped model has an n-gram part"
-    labels = list(hybrid.neural.labels)
-    scores = component_scores(hybrid, hybrid.ngrams.raw_scores)
+    hybrid, labels, scores = shipped_model_scores()
     sets = list(scores)
     print("fusion | " + " | ".join(f"{name} micro-F1 / EM" for name in sets))
 
