@@ -268,14 +268,11 @@ def test_recalibrate_keeps_the_previous_calibration_of_intents_too_rare_in_dev(m
     for name in report["kept_previous"]:
         assert hybrid.calibration.intents[name] == old[name]
     fitted = Calibration.fit_matrix(
-        np.array([[0.3 * r + 0.7 * m] for r, m in _refund_scores(hybrid, dev)]),
+        np.array([[0.3 * r + 0.35 * net + 0.35 * ngr] for r, net, ngr in _refund_scores(hybrid, dev)]),
         np.array([[int("refund" in ex.intents)] for ex in dev]),
         ["refund"],
     )
-    refit, expected = hybrid.calibration.intents["refund"], fitted.intents["refund"]
-    # The same text scored in a batch of another size may differ in the last bits (padding, BLAS blocking).
-    assert (refit.a, refit.b) == pytest.approx((expected.a, expected.b), rel=1e-6)
-    assert refit.threshold == expected.threshold
+    assert hybrid.calibration.intents["refund"] == fitted.intents["refund"]
     # New fusion weights make the old numbers meaningless: rare intents are then left uncalibrated.
     report = hybrid.recalibrate(dev, rule_weight=0.5)
     assert report["kept_previous"] == [] and set(report["uncalibrated"]) == set(hybrid.taxonomy.names) - {"refund"}
@@ -284,11 +281,14 @@ def test_recalibrate_keeps_the_previous_calibration_of_intents_too_rare_in_dev(m
         hybrid.recalibrate([])
 
 
-def _refund_scores(hybrid: HybridClassifier, dev: list[LabeledText]) -> list[tuple[float, float]]:
-    """(rule score, model score = mean of network and n-grams) of "refund" for each dev text."""
+def _refund_scores(hybrid: HybridClassifier, dev: list[LabeledText]) -> list[tuple[float, float, float]]:
+    """(rule, network, n-gram score) of "refund" for each dev text."""
     texts, column = [ex.text for ex in dev], hybrid.neural.labels.index("refund")
-    model = (hybrid.neural.raw_scores(texts)[:, column] + hybrid.ngrams.raw_scores(texts)[:, column]) / 2
-    return [(hybrid.rules.scores(ex.text)[0]["refund"], float(m)) for ex, m in zip(dev, model)]
+    network, ngrams = hybrid.neural.raw_scores(texts)[:, column], hybrid.ngrams.raw_scores(texts)[:, column]
+    return [
+        (hybrid.rules.scores(ex.text)[0]["refund"], float(net), float(ngr))
+        for ex, net, ngr in zip(dev, network, ngrams)
+    ]
 
 
 def test_a_model_without_the_ngram_part_fuses_rules_and_network(model_dir: Path, tmp_path: Path) -> None:
