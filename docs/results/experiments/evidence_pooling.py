@@ -36,7 +36,7 @@ from char_ngram_fusion import (  # its sibling script: run from any folder, Pyth
 )
 
 from tokenflow_rag.classifiers.calibration import Calibration
-from tokenflow_rag.classifiers.hybrid import RULE_WEIGHT_GRID, _metrics, _thresholded
+from tokenflow_rag.classifiers.hybrid import RULE_WEIGHT_GRID, HybridClassifier, _metrics, _thresholded
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -45,11 +45,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 def _calibrated(cal: Calibration, raw: np.ndarray, labels: list[str]) -> np.ndarray:
     """Per-intent Platt probabilities of a raw score matrix (the thresholds are not used here)."""
-    out = np.empty_like(raw)
-    for j, name in enumerate(labels):
-        c = cal.intents[name]
-        out[:, j] = _sigmoid(c.a * logit(raw[:, j]) + c.b)
-    return out
+    return np.array([[cal.intents[name].apply(v) for name, v in zip(labels, row)] for row in raw])
 
 
 def main() -> None:
@@ -72,8 +68,8 @@ def main() -> None:
 
     fusions: dict[str, Callable[[str], np.ndarray]] = {}
     for w in RULE_WEIGHT_GRID:
-        fusions[f"weighted mean of raw scores, w={w}"] = lambda k, w=w: (
-            w * scores[k]["rules"] + (1 - w) * (scores[k]["network"] + scores[k]["ngrams"]) / 2
+        fusions[f"weighted mean of raw scores, w={w}"] = lambda k, w=w: HybridClassifier._fused(
+            scores[k]["rules"], scores[k]["network"], scores[k]["ngrams"], w
         )
     for w in RULE_WEIGHT_GRID:
         fusions[f"log-odds pool, w={w}"] = lambda k, w=w: _sigmoid(
